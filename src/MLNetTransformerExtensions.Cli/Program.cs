@@ -1,0 +1,6 @@
+using System.CommandLine;
+using MLNetTransformerExtensions.Cli.Commands;
+
+var root = new RootCommand("Transformer text classification for ML.NET: fine-tune, evaluate and inspect BERT, RoBERTa, DistilBERT and GPT-2 models.");
+root.Subcommands.Add(InfoCommand.Create());
+return root.Parse(args).Invoke();
