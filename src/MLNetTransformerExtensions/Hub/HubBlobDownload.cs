@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 
 namespace MLNetTransformerExtensions.Hub;
@@ -87,31 +88,35 @@ internal static class HubBlobDownload
         try
         {
             stall.CancelAfter(http.MetadataTimeout);
-            using var response = await http.SendAsync(HttpMethod.Get, metadata.Location, followAbsolute: true, rangeStart: written > 0 ? written : null, stall.Token).ConfigureAwait(false);
-            var status = (int)response.StatusCode;
-            var resumes = status == 206 && response.Content.Headers.ContentRange?.From == written;
-            if (!resumes && status is not 200 and not 416)
+            var response = await http.SendAsync(HttpMethod.Get, metadata.Location, followAbsolute: true, rangeStart: written > 0 ? written : null, stall.Token).ConfigureAwait(false);
+            try
             {
-                throw http.ErrorFor(response, reference, fileName);
-            }
-
-            if (!resumes)
-            {
-                // The server sent the whole file (it ignored or refused the range): start the file over.
-                written = 0;
-                file.SetLength(0);
-                sha256?.GetHashAndReset();
-                if (status == 416)
+                var status = (int)response.StatusCode;
+                var resumes = written > 0 && status == 206 && response.Content.Headers.ContentRange?.From == written;
+                if (written > 0 && !resumes && status is 200 or 206 or 416)
                 {
-                    response.Dispose();
-                    using var full = await http.SendAsync(HttpMethod.Get, metadata.Location, followAbsolute: true, rangeStart: null, stall.Token).ConfigureAwait(false);
-                    return (int)full.StatusCode == 200
-                        ? await CopyBodyAsync(full, file, sha256, written, report, http.DownloadTimeout, stall).ConfigureAwait(false)
-                        : throw http.ErrorFor(full, reference, fileName);
+                    // The server ignored or refused the range: start the file over.
+                    written = 0;
+                    file.SetLength(0);
+                    sha256?.GetHashAndReset();
+                    if (status != 200)
+                    {
+                        response.Dispose();
+                        response = await http.SendAsync(HttpMethod.Get, metadata.Location, followAbsolute: true, rangeStart: null, stall.Token).ConfigureAwait(false);
+                    }
                 }
-            }
 
-            return await CopyBodyAsync(response, file, sha256, written, report, http.DownloadTimeout, stall).ConfigureAwait(false);
+                if (!resumes && response.StatusCode != HttpStatusCode.OK)
+                {
+                    throw http.ErrorFor(response, reference, fileName);
+                }
+
+                return await CopyBodyAsync(response, file, sha256, written, report, http.DownloadTimeout, stall).ConfigureAwait(false);
+            }
+            finally
+            {
+                response.Dispose();
+            }
         }
         catch (Exception e) when (HubHttp.IsNetworkFailure(e, cancellationToken))
         {

@@ -16,6 +16,11 @@ internal sealed class HubRepoCache
 {
     internal HubRepoCache(string cacheDirectory, string repoId)
     {
+        if (string.IsNullOrWhiteSpace(cacheDirectory))
+        {
+            throw new ArgumentException("The hub cache folder is empty: set HF_HUB_CACHE or HF_HOME, or HubOptions.CacheDirectory.", nameof(cacheDirectory));
+        }
+
         CacheDirectory = Path.GetFullPath(cacheDirectory);
         FolderName = "models--" + repoId.Replace("/", "--", StringComparison.Ordinal);
         RepoFolder = Path.Combine(CacheDirectory, FolderName);

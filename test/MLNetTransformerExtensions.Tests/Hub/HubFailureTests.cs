@@ -120,6 +120,23 @@ public sealed class HubFailureTests : HubTestContext
     }
 
     [TestMethod]
+    public async Task AfterACutTransferAServerWithoutRangeSupportMakesTheNextRunRestartCleanly()
+    {
+        using var hub = StartHub();
+        hub.CutLfsTransfers = true;
+        await Assert.ThrowsExactlyAsync<HubException>(() => DownloadAsync(Options(hub)));
+
+        hub.CutLfsTransfers = false;
+        hub.IgnoreRanges = true;
+        var snapshot = await DownloadAsync(Options(hub));
+
+        AssertSnapshotMatches(snapshot, FixtureFolder, CheckpointFiles);
+        var last = hub.Requests.Last(r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal));
+        Assert.AreEqual(200, last.Status, "the range was asked for, the whole file came back, and replaced the partial one");
+        Assert.IsNotNull(last.Range);
+    }
+
+    [TestMethod]
     public async Task AWrongSha256IsRejectedAndNothingIsKept()
     {
         using var hub = StartHub();

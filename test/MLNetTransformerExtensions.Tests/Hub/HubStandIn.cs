@@ -63,6 +63,9 @@ internal sealed class HubStandIn : IDisposable
     /// <summary>Sends half of an LFS file's (remaining) bytes, then drops the connection.</summary>
     internal bool CutLfsTransfers { get; set; }
 
+    /// <summary>Answers every LFS GET with the whole file, as servers without Range support do.</summary>
+    internal bool IgnoreRanges { get; set; }
+
     /// <summary>Serves LFS content with one byte changed (same size, wrong SHA-256).</summary>
     internal bool CorruptLfsContent { get; set; }
 
@@ -246,7 +249,7 @@ internal sealed class HubStandIn : IDisposable
 
         var start = 0;
         var range = request.Headers["Range"];
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-')
+        if (!IgnoreRanges && range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-')
             && int.TryParse(range["bytes=".Length..^1], out start) && start < content.Length)
         {
             response.Headers["Content-Range"] = $"bytes {start}-{content.Length - 1}/{content.Length}";
