@@ -353,7 +353,9 @@ internal static class TokenizerLoader
         vocabulary.Remove("");
         if (unknownToken is null || !vocabulary.ContainsKey(unknownToken))
         {
-            throw new InvalidDataException($"vocab.txt in '{source}' does not contain the unknown token \"{unknownToken}\" that WordPiece needs.");
+            throw new InvalidDataException(unknownToken is null
+                ? $"The tokenizer in '{source}' has no unk_token, which WordPiece needs: set it in special_tokens_map.json."
+                : $"vocab.txt in '{source}' does not contain the unknown token \"{unknownToken}\" that WordPiece needs.");
         }
 
         var doLowerCase = JsonHelpers.GetBool(options, "do_lower_case") ?? true;
