@@ -26,8 +26,8 @@ public static class PyTorchCheckpointFile
     /// <param name="path">The <c>.bin</c> (or <c>.pt</c>, <c>.pth</c>) file.</param>
     /// <returns>
     /// The tensors by name, in the file's order: floating-point storages as float32, integer storages as int64,
-    /// bool as bool; each tensor owns its memory. The caller owns them; they join the caller's dispose scope if one
-    /// is open.
+    /// bool as bool. Names the file ties to the same data (tied weights) share memory, as in PyTorch; every other
+    /// tensor owns its own. The caller owns them; they join the caller's dispose scope if one is open.
     /// </returns>
     /// <exception cref="CheckpointException">
     /// The file is damaged, truncated, in the legacy pre-1.6 format, not a state dict, or refers to a Python global
