@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using MLNetTransformerExtensions.Tokenization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Training;
+
+/// <summary>
+/// Fine-tunes every weight of a <see cref="TextClassifier"/> as HuggingFace's Trainer does: AdamW with decoupled weight
+/// decay (none on biases and LayerNorm weights), linear warm-up then linear decay, gradient clipping and accumulation,
+/// length-grouped batches with dynamic padding, validation each epoch, and early stopping that restores the best epoch.
+/// </summary>
+public static class FineTuner
+{
+    /// <summary>Trains the classifier in place.</summary>
+    /// <param name="classifier">The classifier to train (its labels size the head).</param>
+    /// <param name="train">Training rows.</param>
+    /// <param name="validation">Validation rows, or null.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="progress">Receives progress after each step and each epoch, or null.</param>
+    /// <param name="cancellationToken">Stops training within one batch.</param>
+    /// <returns>The epoch whose weights the classifier ends with (the best one when validating with early stopping).</returns>
+    /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
+    public static int Train(TextClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        CheckLabels(train, classifier.Labels.Count, "training");
+        if (validation is not null)
+        {
+            CheckLabels(validation, classifier.Labels.Count, "validation");
+        }
+
+        if (options.Epochs == 0 || train.Count == 0)
+        {
+            classifier.Model.eval();
+            return 0;
+        }
+
+        var model = classifier.Model;
+        var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.Encode(train.Texts[i], train.SecondTexts?[i])).ToArray();
+        var random = new Random(options.Seed);
+        var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
+        var totalSteps = stepsPerEpoch * options.Epochs;
+        var warmupSteps = (int)Math.Ceiling(totalSteps * options.WarmupRatio);
+
+        manual_seed(options.Seed);
+        using var optimizer = CreateOptimizer(model, options);
+        Dictionary<string, Tensor>? best = null;
+        var bestEpoch = 0;
+        var bestAccuracy = double.NegativeInfinity;
+        var epochsWithoutImprovement = 0;
+        var step = 0;
+        try
+        {
+            for (var epoch = 1; epoch <= options.Epochs; epoch++)
+            {
+                model.train();
+                var batches = LengthGroupedBatches(encoded, options.BatchSize, random);
+                var clock = Stopwatch.StartNew();
+                double lossSum = 0;
+                var seen = 0;
+                optimizer.zero_grad();
+                for (var b = 0; b < batches.Count; b++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    using (var scope = NewDisposeScope())
+                    {
+                        var rows = batches[b];
+                        var logits = classifier.Logits([.. rows.Select(i => encoded[i])]);
+                        var labels = tensor(rows.Select(i => (long)train.Labels[i]).ToArray());
+                        var loss = nn.functional.cross_entropy(logits, labels);
+                        (loss / options.GradientAccumulationSteps).backward();
+                        lossSum += loss.item<float>() * rows.Length;
+                        seen += rows.Length;
+                    }
+
+                    var boundary = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
+                    if (!boundary)
+                    {
+                        continue;
+                    }
+
+                    var rate = LearningRate(step, totalSteps, warmupSteps, options.LearningRate);
+                    foreach (var group in optimizer.ParamGroups)
+                    {
+                        group.LearningRate = rate;
+                    }
+
+                    if (options.MaxGradNorm > 0)
+                    {
+                        nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                    }
+
+                    optimizer.step();
+                    optimizer.zero_grad();
+                    step++;
+                    progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
+                        seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false));
+                }
+
+                double? accuracy = null, logLoss = null;
+                if (validation is not null && validation.Count > 0)
+                {
+                    (accuracy, logLoss) = Evaluate(classifier, validation, options.InferenceBatchSize, cancellationToken);
+                }
+
+                progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / Math.Max(seen, 1),
+                    LearningRate(Math.Max(step - 1, 0), totalSteps, warmupSteps, options.LearningRate),
+                    seen / clock.Elapsed.TotalSeconds, IsEpochEnd: true, accuracy, logLoss));
+
+                if (accuracy is null || options.EarlyStoppingPatience is null)
+                {
+                    bestEpoch = epoch;
+                    continue;
+                }
+
+                if (accuracy > bestAccuracy)
+                {
+                    bestAccuracy = accuracy.Value;
+                    bestEpoch = epoch;
+                    epochsWithoutImprovement = 0;
+                    DisposeAll(best);
+                    best = Snapshot(model);
+                }
+                else if (++epochsWithoutImprovement >= options.EarlyStoppingPatience)
+                {
+                    break;
+                }
+            }
+
+            if (best is not null)
+            {
+                using var _ = no_grad();
+                foreach (var (name, target) in model.state_dict())
+                {
+                    target.copy_(best[name]);
+                }
+            }
+        }
+        finally
+        {
+            DisposeAll(best);
+            model.eval();
+        }
+
+        return bestEpoch;
+    }
+
+    /// <summary>Accuracy and mean log-loss on labelled rows.</summary>
+    /// <param name="classifier">The classifier.</param>
+    /// <param name="data">Rows with labels.</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
+    public static (double Accuracy, double LogLoss) Evaluate(TextClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default)
+    {
+        var correct = 0;
+        double logLoss = 0;
+        for (var start = 0; start < data.Count; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var count = Math.Min(batchSize, data.Count - start);
+            var texts = Enumerable.Range(start, count).Select(i => data.Texts[i]).ToList();
+            var pairs = data.SecondTexts is null ? null : Enumerable.Range(start, count).Select(i => data.SecondTexts[i]).ToList();
+            var probabilities = classifier.PredictProbabilities(texts, pairs, batchSize);
+            for (var r = 0; r < count; r++)
+            {
+                var label = data.Labels[start + r];
+                var p = probabilities[r];
+                var predicted = Array.IndexOf(p, p.Max());
+                correct += predicted == label ? 1 : 0;
+                logLoss -= Math.Log(Math.Max(p[label], 1e-15));
+            }
+        }
+
+        return (data.Count == 0 ? 0 : (double)correct / data.Count, data.Count == 0 ? 0 : logLoss / data.Count);
+    }
+
+    /// <summary>Linear warm-up from 0 to the peak, then linear decay to 0 (HuggingFace's <c>get_linear_schedule_with_warmup</c>).</summary>
+    internal static double LearningRate(int step, int totalSteps, int warmupSteps, double peak) =>
+        step < warmupSteps ? peak * (step + 1) / warmupSteps
+        : peak * Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmupSteps));
+
+    /// <summary>
+    /// HuggingFace's length-grouped sampling: shuffle, cut into mega-batches of 50 batches, sort each by length, cut
+    /// into batches; then shuffle the batches. Rows of similar length share a batch, so padding stays small.
+    /// </summary>
+    internal static List<int[]> LengthGroupedBatches(IReadOnlyList<EncodedText> rows, int batchSize, Random random)
+    {
+        var order = Enumerable.Range(0, rows.Count).ToArray();
+        random.Shuffle(order);
+        var batches = new List<int[]>();
+        var mega = batchSize * 50;
+        for (var start = 0; start < order.Length; start += mega)
+        {
+            var group = order.Skip(start).Take(mega).OrderByDescending(i => rows[i].InputIds.Length).ToArray();
+            for (var b = 0; b < group.Length; b += batchSize)
+            {
+                batches.Add(group.Skip(b).Take(batchSize).ToArray());
+            }
+        }
+
+        var shuffled = batches.ToArray();
+        random.Shuffle(shuffled);
+        return [.. shuffled];
+    }
+
+    /// <summary>AdamW with two groups: decayed weights, and biases plus LayerNorm weights without decay.</summary>
+    private static AdamW CreateOptimizer(nn.Module model, FineTuningOptions options)
+    {
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            if (!parameter.requires_grad)
+            {
+                continue;
+            }
+
+            var isNorm = name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal)
+                || name.Contains("ln_", StringComparison.Ordinal);
+            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add(parameter);
+        }
+
+        return optim.AdamW(
+        [
+            new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay, false, false),
+            new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
+        ], options.LearningRate);
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(nn.Module model)
+    {
+        using var _ = no_grad();
+        return model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    {
+        foreach (var tensor in tensors?.Values ?? Enumerable.Empty<Tensor>())
+        {
+            tensor.Dispose();
+        }
+    }
+
+    private static void CheckLabels(LabeledTexts data, int classes, string what)
+    {
+        if (data.Labels.Count != data.Texts.Count || (data.SecondTexts is not null && data.SecondTexts.Count != data.Texts.Count))
+        {
+            throw new ArgumentException($"The {what} rows have {data.Texts.Count} texts, {data.SecondTexts?.Count.ToString() ?? "no"} second texts and {data.Labels.Count} labels; they must be equal.");
+        }
+
+        for (var i = 0; i < data.Labels.Count; i++)
+        {
+            if (data.Labels[i] < 0 || data.Labels[i] >= classes)
+            {
+                throw new ArgumentException($"Row {i} of the {what} data has class index {data.Labels[i]}, outside the {classes} classes the model was built for.");
+            }
+        }
+    }
+}

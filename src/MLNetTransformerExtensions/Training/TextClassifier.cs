@@ -1,0 +1,208 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MLNetTransformerExtensions.Checkpoints;
+using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Runtime;
+using MLNetTransformerExtensions.Tokenization;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Training;
+
+/// <summary>
+/// A transformer sequence classifier with its tokenizer: batched, no-grad inference over raw texts, and a HuggingFace
+/// folder on disk (config.json with the labels, model.safetensors, tokenizer files) that HuggingFace loads too.
+/// </summary>
+public sealed class TextClassifier : IDisposable
+{
+    /// <summary>Our own settings beside HuggingFace's files.</summary>
+    internal const string SettingsFile = "mlnet_transformers.json";
+
+    internal TextClassifier(SequenceClassificationModel model, TransformerTokenizer tokenizer, ClassifierKind kind, int maxLength)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Kind = kind;
+        MaxLength = maxLength;
+    }
+
+    /// <summary>The network.</summary>
+    public SequenceClassificationModel Model { get; }
+
+    /// <summary>The tokenizer.</summary>
+    public TransformerTokenizer Tokenizer { get; }
+
+    /// <summary>Encoder or decoder.</summary>
+    public ClassifierKind Kind { get; }
+
+    /// <summary>Longest input in tokens, special tokens included; longer inputs are truncated.</summary>
+    public int MaxLength { get; }
+
+    /// <summary>Class names in class-index order.</summary>
+    public IReadOnlyList<string> Labels => Model.Config.Labels;
+
+    /// <summary>
+    /// Builds a classifier from a HuggingFace folder for the given classes. Weights load from the folder when it has
+    /// any (a head of another size, or none, is freshly initialised and reported); a folder with only config.json and
+    /// tokenizer files starts from random weights, like HuggingFace's <c>from_config</c>.
+    /// </summary>
+    /// <param name="folder">A HuggingFace model folder.</param>
+    /// <param name="labels">Class names, in class-index order.</param>
+    /// <param name="kind">Encoder or decoder; must match the folder's family.</param>
+    /// <param name="maxLength">Longest input; null for the model's maximum.</param>
+    /// <param name="seed">Seeds the fresh weights.</param>
+    /// <param name="report">What loading found, or null when the folder has no weights.</param>
+    /// <returns>The classifier, in training mode.</returns>
+    public static TextClassifier FromPretrained(string folder, IReadOnlyList<string> labels, ClassifierKind kind, int? maxLength, int seed, out LoadReport? report)
+    {
+        TorchRuntime.EnsureInitialized();
+        var config = TransformerConfig.FromFolder(folder);
+        CheckKind(config, kind, folder);
+        var tokenizer = TransformerTokenizer.FromFolder(folder);
+        manual_seed(seed);
+        var model = TransformerModels.CreateForSequenceClassification(config.WithLabels(labels));
+        report = TransformerModels.LoadFromFolder(model, folder);
+
+        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer, config));
+    }
+
+    /// <summary>Loads a classifier saved by <see cref="Save"/> (or any fine-tuned HuggingFace <c>*ForSequenceClassification</c> folder).</summary>
+    /// <param name="folder">The folder.</param>
+    /// <returns>The classifier, in evaluation mode.</returns>
+    /// <exception cref="InvalidDataException">The folder has no weights, or they do not fit its config.</exception>
+    public static TextClassifier Load(string folder)
+    {
+        TorchRuntime.EnsureInitialized();
+        var config = TransformerConfig.FromFolder(folder);
+        var settings = ReadSettings(folder);
+        var kind = settings?["kind"]?.GetValue<string>() is string k ? Enum.Parse<ClassifierKind>(k, ignoreCase: true)
+            : config.Family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder;
+        CheckKind(config, kind, folder);
+        var tokenizer = TransformerTokenizer.FromFolder(folder);
+        var model = TransformerModels.CreateForSequenceClassification(config);
+        var report = TransformerModels.LoadFromFolder(model, folder)
+            ?? throw new InvalidDataException($"The classifier folder '{folder}' has no weights (model.safetensors or pytorch_model.bin).");
+        if (!report.IsComplete)
+        {
+            throw new InvalidDataException($"The classifier in '{folder}' is incomplete: {report}");
+        }
+
+        model.eval();
+        var maxLength = settings?["max_length"]?.GetValue<int>();
+        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer, config));
+    }
+
+    /// <summary>Writes the classifier as a HuggingFace folder plus our settings file.</summary>
+    /// <param name="folder">The folder (created if needed).</param>
+    public void Save(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), Model.Config.ToJson());
+        SafeTensorsFile.Write(Path.Combine(folder, "model.safetensors"), Model.state_dict(), new Dictionary<string, string> { ["format"] = "pt" });
+        Tokenizer.SaveTo(folder);
+        var settings = new JsonObject { ["kind"] = Kind.ToString().ToLowerInvariant(), ["max_length"] = MaxLength };
+        File.WriteAllText(Path.Combine(folder, SettingsFile), settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Class probabilities for texts, in input order, computed in padded batches under no-grad.</summary>
+    /// <param name="texts">First texts.</param>
+    /// <param name="secondTexts">Second texts (sentence pairs), or null.</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    /// <returns>One probability vector per row, in label order.</returns>
+    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64)
+    {
+        Model.eval();
+        var result = new float[texts.Count][];
+        using var _ = no_grad();
+        for (var start = 0; start < texts.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var count = Math.Min(batchSize, texts.Count - start);
+            var rows = Enumerable.Range(start, count).Select(i => Encode(texts[i], secondTexts?[i])).ToList();
+            var probabilities = Logits(rows).softmax(-1).contiguous().data<float>().ToArray();
+            var classes = Labels.Count;
+            for (var r = 0; r < count; r++)
+            {
+                result[start + r] = probabilities.AsSpan(r * classes, classes).ToArray();
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Tokenizes one row; an input with no tokens (a decoder's empty text) becomes the end-of-text token alone.</summary>
+    internal EncodedText Encode(string text, string? secondText)
+    {
+        var encoded = Tokenizer.Encode(text ?? string.Empty, secondText, MaxLength);
+        if (encoded.InputIds.Length == 0)
+        {
+            var id = Tokenizer.EosTokenId ?? Tokenizer.PadTokenId;
+            return encoded with { InputIds = [id], TokenTypeIds = [0] };
+        }
+
+        return encoded;
+    }
+
+    /// <summary>Logits (B, K) of already-tokenized rows, padded on the right.</summary>
+    internal Tensor Logits(IReadOnlyList<EncodedText> rows)
+    {
+        var (ids, mask, types) = Batches.Collate(rows, Tokenizer.PadTokenId);
+        return Model.forward(ids, mask, Model.Config.Family is ModelFamily.Bert ? types : null);
+    }
+
+    /// <summary>Frees the network's native memory.</summary>
+    public void Dispose() => Model.Dispose();
+
+    private static JsonObject? ReadSettings(string folder)
+    {
+        var path = Path.Combine(folder, SettingsFile);
+        return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject : null;
+    }
+
+    private static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer, TransformerConfig config)
+    {
+        var limit = tokenizer.ModelMaxLength;
+        if (requested is int n && n > limit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(requested), n, $"The maximum length {n} exceeds what the model can take ({limit} tokens, from its {config.MaxPositions} positions).");
+        }
+
+        return requested ?? limit;
+    }
+
+    private static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder)
+    {
+        var isDecoder = config.Family == ModelFamily.Gpt2;
+        if (isDecoder != (kind == ClassifierKind.Decoder))
+        {
+            throw new InvalidDataException(
+                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but a {kind.ToString().ToLowerInvariant()} classifier was asked for. " +
+                $"Use {(isDecoder ? "DecoderClassifier / --kind decoder" : "EncoderClassifier / --kind encoder")} for this model.");
+        }
+    }
+}
+
+/// <summary>Padding of tokenized rows into tensors.</summary>
+internal static class Batches
+{
+    /// <summary>Right-pads rows to the longest: ids (B, T), attention mask (B, T), token types (B, T), all int64.</summary>
+    public static (Tensor Ids, Tensor Mask, Tensor Types) Collate(IReadOnlyList<EncodedText> rows, int padId)
+    {
+        var length = rows.Max(r => r.InputIds.Length);
+        var ids = new long[rows.Count * length];
+        var mask = new long[rows.Count * length];
+        var types = new long[rows.Count * length];
+        Array.Fill(ids, padId);
+        for (var r = 0; r < rows.Count; r++)
+        {
+            var row = rows[r];
+            for (var t = 0; t < row.InputIds.Length; t++)
+            {
+                ids[r * length + t] = row.InputIds[t];
+                mask[r * length + t] = 1;
+                types[r * length + t] = row.TokenTypeIds.Length > t ? row.TokenTypeIds[t] : 0;
+            }
+        }
+
+        return (tensor(ids, [rows.Count, length]), tensor(mask, [rows.Count, length]), tensor(types, [rows.Count, length]));
+    }
+}
