@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNetTransformerExtensions.MLNet.Internal;
+using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.MLNet;
 
@@ -35,7 +36,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     private readonly TextClassificationColumns _columns;
     private readonly int _batchSize;
     private readonly IDataView? _validationSet;
-    private readonly IProgress<TextClassifierTrainingProgress>? _progress;
+    private readonly IProgress<TrainingProgress>? _progress;
     private readonly CancellationToken _cancellationToken;
     private readonly ITextClassifierTrainer _trainer;
     private readonly string _classifierKind;
@@ -84,7 +85,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     {
         ArgumentNullException.ThrowIfNull(input);
         var labels = TextClassificationSchema.CheckTrainingColumns(input.Schema, _columns);
-        var training = ReadExamples(input, labels, "training data");
+        var training = ReadExamples(input, "training data");
         if (training.Count == 0)
         {
             throw new InvalidOperationException("The training data has no rows.");
@@ -97,7 +98,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
                 "a classifier needs rows of at least two classes.");
         }
 
-        TextClassificationExamples? validation = null;
+        LabeledTexts? validation = null;
         if (_validationSet is not null)
         {
             var validationLabels = TextClassificationSchema.CheckTrainingColumns(_validationSet.Schema, _columns);
@@ -108,7 +109,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
                     $"[{string.Join(", ", labels.ClassNames)}]. Transform the validation set with the same fitted MapValueToKey as the training data.");
             }
 
-            validation = ReadExamples(_validationSet, labels, "validation set");
+            validation = ReadExamples(_validationSet, "validation set");
         }
 
         using var channel = _host.Start("Training text classifier");
@@ -119,7 +120,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
             $"Training a {_columns.Task.ToString().ToLowerInvariant()} '{_classifierKind}' classifier on {training.Count} rows, {labels.ClassCount} classes" +
             (validation is null ? "." : $", validating on {validation.Count} rows."));
 
-        var classifier = _trainer.Train(training, validation, context)
+        var classifier = _trainer.Train(training, validation, labels.ClassNames, context)
             ?? throw new InvalidOperationException($"The '{_classifierKind}' trainer returned no classifier.");
         if (classifier.ClassCount != labels.ClassCount)
         {
@@ -142,7 +143,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     }
 
     /// <summary>Reads the text and label columns into memory, rejecting rows whose label is missing.</summary>
-    private TextClassificationExamples ReadExamples(IDataView data, TextClassificationLabels labels, string what)
+    private LabeledTexts ReadExamples(IDataView data, string what)
     {
         var schema = data.Schema;
         var textColumn = schema[_columns.Text];
@@ -165,7 +166,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
             classes.Add(readClass());
         }
 
-        return new TextClassificationExamples(texts, secondTexts, classes, labels.ClassNames);
+        return new LabeledTexts(texts, secondTexts, classes);
     }
 
     private Func<int> MakeClassReader(DataViewRowCursor cursor, DataViewSchema.Column labelColumn, string what)

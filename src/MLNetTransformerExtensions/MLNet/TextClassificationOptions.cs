@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.MLNet;
 
@@ -54,8 +55,8 @@ public class TextClassificationOptions
     /// </summary>
     public IDataView? ValidationSet;
 
-    /// <summary>Receives the trainer's progress reports, or <see langword="null"/>. They also go to <c>MLContext.Log</c>.</summary>
-    public IProgress<TextClassifierTrainingProgress>? Progress;
+    /// <summary>Receives the trainer's progress reports, or <see langword="null"/>. The end of each epoch also goes to <c>MLContext.Log</c>.</summary>
+    public IProgress<TrainingProgress>? Progress;
 
     /// <summary>Stops training when cancelled: <c>Fit</c> then throws <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken CancellationToken;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Tests.MLNet;
+using MLNetTransformerExtensions.Training;
 
 [assembly: TextClassifierKind(FakeNaiveBayesClassifier.Kind, typeof(FakeNaiveBayesLoader))]
 
@@ -39,9 +40,9 @@ internal sealed class FakeNaiveBayesClassifier : ITextClassifier
     /// <summary>When set, PredictProbabilities returns this instead of computing.</summary>
     public Func<int, float[][]>? Override { get; set; }
 
-    public static FakeNaiveBayesClassifier Train(TextClassificationExamples examples)
+    public static FakeNaiveBayesClassifier Train(LabeledTexts examples, int classCount)
     {
-        var k = examples.ClassCount;
+        var k = classCount;
         var classRows = new double[k];
         var wordCounts = new Dictionary<string, double[]>();
         var totals = new double[k];
@@ -140,18 +141,18 @@ internal sealed class FakeNaiveBayesLoader : ITextClassifierLoader
 /// <summary>Trains <see cref="FakeNaiveBayesClassifier"/>s and records what each Train call received.</summary>
 internal sealed class FakeNaiveBayesTrainer : ITextClassifierTrainer
 {
-    public List<(TextClassificationExamples Training, TextClassificationExamples? Validation, TextClassifierTrainingContext Context)> Calls { get; } = [];
+    public List<(LabeledTexts Training, LabeledTexts? Validation, IReadOnlyList<string> ClassNames, TextClassifierTrainingContext Context)> Calls { get; } = [];
 
     /// <summary>Runs inside Train, after recording the call (to report progress, wait for cancellation…).</summary>
     public Action<TextClassifierTrainingContext>? During { get; set; }
 
     /// <summary>Replaces the trained classifier's class count check, to test the adapter's.</summary>
-    public Func<TextClassificationExamples, ITextClassifier>? Factory { get; set; }
+    public Func<LabeledTexts, ITextClassifier>? Factory { get; set; }
 
-    public ITextClassifier Train(TextClassificationExamples training, TextClassificationExamples? validation, TextClassifierTrainingContext context)
+    public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context)
     {
-        Calls.Add((training, validation, context));
+        Calls.Add((training, validation, classNames, context));
         During?.Invoke(context);
-        return Factory?.Invoke(training) ?? FakeNaiveBayesClassifier.Train(training);
+        return Factory?.Invoke(training) ?? FakeNaiveBayesClassifier.Train(training, classNames.Count);
     }
 }

@@ -82,6 +82,7 @@ public sealed class PackagedModelProcessTests
         using Microsoft.ML;
         using Microsoft.ML.Data;
         using MLNetTransformerExtensions.MLNet;
+        using MLNetTransformerExtensions.Training;
 
         [assembly: TextClassifierKind("consumer-keyword", typeof(KeywordLoader))]
 
@@ -136,8 +137,8 @@ public sealed class PackagedModelProcessTests
 
         public sealed class KeywordTrainer : ITextClassifierTrainer
         {
-            public ITextClassifier Train(TextClassificationExamples training, TextClassificationExamples? validation, TextClassifierTrainingContext context) =>
-                new KeywordClassifier(training.ClassNames.ToArray());
+            public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context) =>
+                new KeywordClassifier(classNames.ToArray());
         }
 
         public sealed class KeywordLoader : ITextClassifierLoader

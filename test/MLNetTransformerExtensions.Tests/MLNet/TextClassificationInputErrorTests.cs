@@ -143,7 +143,7 @@ public sealed class TextClassificationInputErrorTests
         var ml = new MLContext();
         var trainer = new FakeNaiveBayesTrainer
         {
-            Factory = examples => FakeNaiveBayesClassifier.Train(new TextClassificationExamples(examples.Texts, null, examples.Labels.Select(l => l % 2).ToList(), ["a", "b"])),
+            Factory = examples => FakeNaiveBayesClassifier.Train(examples with { Labels = examples.Labels.Select(l => l % 2).ToList() }, classCount: 2),
         };
 
         var error = Assert.ThrowsExactly<InvalidOperationException>(() => MulticlassPipeline(ml, trainer).Fit(ml.Data.LoadFromEnumerable(TopicRows(9))));

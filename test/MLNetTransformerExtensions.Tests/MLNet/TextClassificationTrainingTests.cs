@@ -3,6 +3,7 @@ using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.MLNet.Internal;
+using MLNetTransformerExtensions.Training;
 using static MLNetTransformerExtensions.Tests.MLNet.TextClassificationTestData;
 
 namespace MLNetTransformerExtensions.Tests.MLNet;
@@ -19,12 +20,11 @@ public sealed class TextClassificationTrainingTests
         var rows = TopicRows(9);
         MulticlassPipeline(ml, trainer).Fit(ml.Data.LoadFromEnumerable(rows));
 
-        var training = trainer.Calls.Single().Training;
-        CollectionAssert.AreEqual(Topics, training.ClassNames.ToArray(), "MapValueToKey numbers classes in order of appearance");
+        var (training, _, classNames, _) = trainer.Calls.Single();
+        CollectionAssert.AreEqual(Topics, classNames.ToArray(), "MapValueToKey numbers classes in order of appearance");
         CollectionAssert.AreEqual(rows.Select(r => Array.IndexOf(Topics, r.Label)).ToList(), training.Labels.ToList());
         CollectionAssert.AreEqual(rows.Select(r => r.Text).ToList(), training.Texts.ToList());
         Assert.IsNull(training.SecondTexts);
-        Assert.AreEqual(3, training.ClassCount);
     }
 
     [TestMethod]
@@ -35,8 +35,8 @@ public sealed class TextClassificationTrainingTests
         var rows = SentimentRows(10);
         BinaryEstimator(ml, trainer).Fit(ml.Data.LoadFromEnumerable(rows));
 
-        var training = trainer.Calls.Single().Training;
-        CollectionAssert.AreEqual(new[] { "False", "True" }, training.ClassNames.ToArray());
+        var (training, _, classNames, _) = trainer.Calls.Single();
+        CollectionAssert.AreEqual(new[] { "False", "True" }, classNames.ToArray());
         CollectionAssert.AreEqual(rows.Select(r => r.Label ? 1 : 0).ToList(), training.Labels.ToList());
     }
 
@@ -54,7 +54,7 @@ public sealed class TextClassificationTrainingTests
         var validation = trainer.Calls.Single().Validation!;
         Assert.AreEqual(6, validation.Count);
         CollectionAssert.AreEqual(validationRows.Select(r => r.Text).ToList(), validation.Texts.ToList());
-        CollectionAssert.AreEqual(Topics, validation.ClassNames.ToArray());
+        CollectionAssert.AreEqual(validationRows.Select(r => Array.IndexOf(Topics, r.Label)).ToList(), validation.Labels.ToList());
     }
 
     [TestMethod]
@@ -88,7 +88,7 @@ public sealed class TextClassificationTrainingTests
     }
 
     [TestMethod]
-    public void ProgressGoesToTheMLNetLogAndToTheOptionsHandler()
+    public void ProgressGoesToTheOptionsHandlerAndEpochEndsToTheMLNetLog()
     {
         var ml = new MLContext(seed: 1);
         var log = new List<string>();
@@ -99,23 +99,24 @@ public sealed class TextClassificationTrainingTests
                 log.Add(e.Message);
             }
         };
-        var reports = new List<TextClassifierTrainingProgress>();
+        var reports = new List<TrainingProgress>();
         var trainer = new FakeNaiveBayesTrainer
         {
             During = context =>
             {
-                context.ReportProgress(new TextClassifierTrainingProgress(1, 2, 5, 10, TrainingLoss: 0.6931));
+                context.Progress.Report(new TrainingProgress(1, 2, 4, 10, 0.7, 1e-5, 100, IsEpochEnd: false));
+                context.Progress.Report(new TrainingProgress(1, 2, 5, 10, 0.6931, 2e-5, 100, IsEpochEnd: true, ValidationAccuracy: 0.75));
                 context.Log("halfway");
             },
         };
         var options = new TextClassificationOptions { Progress = new SynchronousProgress(reports.Add) };
         BinaryEstimator(ml, trainer, options).Fit(ml.Data.LoadFromEnumerable(SentimentRows(10)));
 
-        Assert.HasCount(1, reports);
-        Assert.AreEqual(0.6931, reports[0].TrainingLoss);
+        CollectionAssert.AreEqual(new[] { 4, 5 }, reports.Select(r => r.Step).ToArray());
         lock (log)
         {
-            Assert.IsTrue(log.Any(m => m.Contains("epoch 1/2, step 5/10, loss 0.6931")), string.Join("\n", log));
+            Assert.IsTrue(log.Any(m => m.Contains("epoch 1/2 done, step 5/10, loss 0.6931, validation accuracy 0.7500")), string.Join("\n", log));
+            Assert.IsFalse(log.Any(m => m.Contains("step 4/10")), "steps inside an epoch stay out of the log");
             Assert.IsTrue(log.Any(m => m.Contains("halfway")));
             Assert.IsTrue(log.Any(m => m.Contains("Training a binary 'test-naive-bayes' classifier on 10 rows, 2 classes")));
         }
@@ -173,18 +174,9 @@ public sealed class TextClassificationTrainingTests
         Assert.AreEqual(2, estimator.Fit(ml.Data.LoadFromEnumerable(SentimentRows(10))).ClassNames.Count);
     }
 
-    [TestMethod]
-    public void ExamplesCheckThatTheirListsAgree()
-    {
-        Assert.ThrowsExactly<ArgumentException>(() => new TextClassificationExamples(["a", "b"], null, [0], ["x", "y"]));
-        Assert.ThrowsExactly<ArgumentException>(() => new TextClassificationExamples(["a"], ["b", "c"], [0], ["x", "y"]));
-        var error = Assert.ThrowsExactly<ArgumentException>(() => new TextClassificationExamples(["a"], null, [2], ["x", "y"]));
-        StringAssert.Contains(error.Message, "Row 0 has class index 2, outside 0..1");
-    }
-
     /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class SynchronousProgress(Action<TextClassifierTrainingProgress> report) : IProgress<TextClassifierTrainingProgress>
+    private sealed class SynchronousProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
-        public void Report(TextClassifierTrainingProgress value) => report(value);
+        public void Report(TrainingProgress value) => report(value);
     }
 }
