@@ -1,0 +1,149 @@
+using System.Globalization;
+
+namespace MLNetTransformerExtensions.Tests.MLNet;
+
+/// <summary>
+/// A model saved by an application that references the packed library (and the ordinary Microsoft.ML)
+/// loads in another process: ML.NET finds the loader from the assembly name in the zip, and the
+/// classifier's kind from the application's own assembly.
+/// </summary>
+[TestClass]
+public sealed class PackagedModelProcessTests
+{
+    [TestMethod]
+    [TestCategory("Slow")]
+    [Timeout(900_000, CooperativeCancellation = true)]
+    public void AModelSavedInOneProcessLoadsInAnother()
+    {
+        var root = TestPaths.RepositoryRoot();
+        var work = TestPaths.NewTempDirectory();
+        var feed = Path.Combine(work, "feed");
+        var app = Path.Combine(work, "app");
+        Directory.CreateDirectory(app);
+        var version = "0.0.0-model." + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture);
+        try
+        {
+            var project = Path.Combine(root, "src", "MLNetTransformerExtensions", "MLNetTransformerExtensions.csproj");
+            var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
+            Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
+
+            File.WriteAllText(Path.Combine(app, "NuGet.config"), $"""
+                <?xml version="1.0" encoding="utf-8"?>
+                <configuration>
+                  <packageSources>
+                    <add key="local-test-feed" value="{feed}" />
+                  </packageSources>
+                </configuration>
+                """);
+            File.WriteAllText(Path.Combine(app, "app.csproj"), $"""
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup>
+                    <OutputType>Exe</OutputType>
+                    <TargetFramework>net10.0</TargetFramework>
+                    <Nullable>enable</Nullable>
+                    <ImplicitUsings>enable</ImplicitUsings>
+                  </PropertyGroup>
+                  <ItemGroup>
+                    <PackageReference Include="MLNetTransformerExtensions" Version="{version}" />
+                  </ItemGroup>
+                </Project>
+                """);
+            File.WriteAllText(Path.Combine(app, "Program.cs"), ConsumerProgram);
+
+            var env = new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" };
+            var build = TestPaths.Run("dotnet", "build -c Release -v q", app, TimeSpan.FromMinutes(8), env);
+            Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
+
+            var model = Path.Combine(work, "model.zip");
+            var train = TestPaths.Run("dotnet", $"run -c Release --no-build -- train \"{model}\"", app, TimeSpan.FromMinutes(2), env);
+            Assert.AreEqual(0, train.ExitCode, train.StdOut + train.StdErr);
+            var load = TestPaths.Run("dotnet", $"run -c Release --no-build -- load \"{model}\"", app, TimeSpan.FromMinutes(2), env);
+            Assert.AreEqual(0, load.ExitCode, load.StdOut + load.StdErr);
+
+            StringAssert.Contains(train.StdOut, "predictions: cat dog cat bird");
+            Assert.AreEqual(train.StdOut.Trim(), load.StdOut.Trim(), "the loaded model must score exactly as the trained one");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+            var cached = Path.Combine(Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+                ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
+                "mlnettransformerextensions", version);
+            if (Directory.Exists(cached))
+            {
+                Directory.Delete(cached, recursive: true);
+            }
+        }
+    }
+
+    // A keyword classifier of the application's own, registered as a kind in the application's assembly.
+    private const string ConsumerProgram = """
+        using System.Globalization;
+        using Microsoft.ML;
+        using Microsoft.ML.Data;
+        using MLNetTransformerExtensions.MLNet;
+        using MLNetTransformerExtensions.Training;
+
+        [assembly: TextClassifierKind("consumer-keyword", typeof(KeywordLoader))]
+
+        var path = args[1];
+        var ml = new MLContext(seed: 1);
+        var rows = new[] { ("a cat sat", "cat"), ("the dog barked", "dog"), ("a bird sang", "bird"), ("my cat slept", "cat") }
+            .Select(r => new Row { Text = r.Item1, Label = r.Item2 }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        ITransformer model;
+        if (args[0] == "train")
+        {
+            var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+                .Append(new TextClassificationEstimator(ml, TextClassificationTask.Multiclass, new TextClassificationOptions(), new KeywordTrainer(), "consumer-keyword"))
+                .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+            model = pipeline.Fit(data);
+            ml.Model.Save(model, data.Schema, path);
+        }
+        else
+        {
+            model = ml.Model.Load(path, out _);
+        }
+
+        var scored = model.Transform(ml.Data.LoadFromEnumerable(new[] { "cat food", "dog toy", "big cat", "bird seed" }.Select(t => new Row { Text = t })));
+        Console.WriteLine("predictions: " + string.Join(" ", scored.GetColumn<string>("PredictedLabel")));
+        Console.WriteLine("scores: " + string.Join(" ", scored.GetColumn<float[]>("Score").SelectMany(s => s).Select(s => s.ToString("R", CultureInfo.InvariantCulture))));
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(data));
+        Console.WriteLine("accuracy: " + metrics.MicroAccuracy.ToString(CultureInfo.InvariantCulture));
+
+        public sealed class Row
+        {
+            public string Text { get; set; } = "";
+            public string Label { get; set; } = "";
+        }
+
+        public sealed class KeywordClassifier(string[] classNames) : ITextClassifier
+        {
+            public int ClassCount => classNames.Length;
+
+            public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts) =>
+                texts.Select(text =>
+                {
+                    var hits = classNames.Select(c => text.Contains(c) ? 8f : 1f).ToArray();
+                    return hits.Select(h => h / hits.Sum()).ToArray();
+                }).ToArray();
+
+            public void SaveTo(string folder) => File.WriteAllLines(Path.Combine(folder, "classes.txt"), classNames);
+
+            public void Dispose()
+            {
+            }
+        }
+
+        public sealed class KeywordTrainer : ITextClassifierTrainer
+        {
+            public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context) =>
+                new KeywordClassifier(classNames.ToArray());
+        }
+
+        public sealed class KeywordLoader : ITextClassifierLoader
+        {
+            public ITextClassifier Load(string folder) => new KeywordClassifier(File.ReadAllLines(Path.Combine(folder, "classes.txt")));
+        }
+        """;
+}
