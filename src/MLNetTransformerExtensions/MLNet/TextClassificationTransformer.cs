@@ -52,6 +52,9 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
     /// </summary>
     public IReadOnlyList<string> ClassNames => Labels.ClassNames;
 
+    /// <summary>The label column the model was trained on (not read when scoring).</summary>
+    public string LabelColumnName => Columns.Label;
+
     /// <summary>The text column read.</summary>
     public string TextColumnName => Columns.Text;
 

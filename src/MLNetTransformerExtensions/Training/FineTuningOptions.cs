@@ -34,7 +34,7 @@ public sealed record FineTuningOptions
     /// <summary>Batches whose gradients are summed before each optimiser step.</summary>
     public int GradientAccumulationSteps { get; init; } = 1;
 
-    /// <summary>Longest input in tokens (special tokens included); null for the model's maximum.</summary>
+    /// <summary>Longest input in tokens (special tokens included), capped by the model's maximum; null for the model's maximum.</summary>
     public int? MaxLength { get; init; } = 128;
 
     /// <summary>Stop when the validation accuracy has not improved for this many epochs, and restore the best epoch; null never stops early.</summary>

@@ -48,7 +48,7 @@ public sealed class TextClassifier : IDisposable
     /// <param name="folder">A HuggingFace model folder.</param>
     /// <param name="labels">Class names, in class-index order.</param>
     /// <param name="kind">Encoder or decoder; must match the folder's family.</param>
-    /// <param name="maxLength">Longest input; null for the model's maximum.</param>
+    /// <param name="maxLength">Longest input, capped by the model's maximum; null for the model's maximum.</param>
     /// <param name="seed">Seeds the fresh weights.</param>
     /// <param name="report">What loading found, or null when the folder has no weights.</param>
     /// <returns>The classifier, in training mode.</returns>
@@ -62,7 +62,7 @@ public sealed class TextClassifier : IDisposable
         var model = TransformerModels.CreateForSequenceClassification(config.WithLabels(labels));
         report = TransformerModels.LoadFromFolder(model, folder);
 
-        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer, config));
+        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
     }
 
     /// <summary>Loads a classifier saved by <see cref="Save"/> (or any fine-tuned HuggingFace <c>*ForSequenceClassification</c> folder).</summary>
@@ -88,7 +88,7 @@ public sealed class TextClassifier : IDisposable
 
         model.eval();
         var maxLength = settings?["max_length"]?.GetValue<int>();
-        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer, config));
+        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
     }
 
     /// <summary>Writes the classifier as a HuggingFace folder plus our settings file.</summary>
@@ -158,15 +158,11 @@ public sealed class TextClassifier : IDisposable
         return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject : null;
     }
 
-    private static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer, TransformerConfig config)
+    private static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer)
     {
+        // A longer request than the position table allows is capped: inputs are truncated to what the model can read.
         var limit = tokenizer.ModelMaxLength;
-        if (requested is int n && n > limit)
-        {
-            throw new ArgumentOutOfRangeException(nameof(requested), n, $"The maximum length {n} exceeds what the model can take ({limit} tokens, from its {config.MaxPositions} positions).");
-        }
-
-        return requested ?? limit;
+        return Math.Min(requested ?? limit, limit);
     }
 
     private static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder)
@@ -175,7 +171,7 @@ public sealed class TextClassifier : IDisposable
         if (isDecoder != (kind == ClassifierKind.Decoder))
         {
             throw new InvalidDataException(
-                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but a {kind.ToString().ToLowerInvariant()} classifier was asked for. " +
+                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but {(kind == ClassifierKind.Decoder ? "a decoder" : "an encoder")} classifier was asked for. " +
                 $"Use {(isDecoder ? "DecoderClassifier / --kind decoder" : "EncoderClassifier / --kind encoder")} for this model.");
         }
     }

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using Microsoft.ML;
+using Spectre.Console;
+
+namespace MLNetTransformerExtensions.Cli.Commands;
+
+/// <summary><c>evaluate</c>: metrics of a saved model on a labelled TSV/CSV file, the same numbers <c>train</c> reported.</summary>
+internal static class EvaluateCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "A model file written by train.", Required = true };
+        var data = new Option<string>("--data") { Description = "Labelled data: a TSV or CSV file with a header row and the training columns.", Required = true };
+        var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var command = new Command("evaluate", "Evaluate a saved model on labelled data: accuracy, macro-F1, log-loss, per-class precision and recall, confusion matrix.")
+        {
+            model, data, json,
+        };
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json)));
+        return command;
+    }
+
+    private static int Run(string modelPath, string dataPath, bool json)
+    {
+        try
+        {
+            var ml = new MLContext(seed: 1);
+            var loaded = ModelZip.Load(ml, modelPath);
+            var data = TabularData.Load(ml, dataPath);
+            data.Require(loaded.Classifier.TextColumnName, "the model's text column");
+            data.Require(loaded.LabelColumn, "the model's label column");
+            if (loaded.Classifier.SecondTextColumnName is string second)
+            {
+                data.Require(second, "the model's second text column");
+            }
+
+            ModelZip.CheckLabels(ml, data, loaded.LabelColumn, loaded.Classifier.ClassNames);
+            var report = ClassificationReport.Evaluate(ml, loaded.Model.Transform(data.View), ModelZip.KeyColumn(loaded.LabelColumn), loaded.Classifier.ClassNames, data.FileName);
+            report.Render(AnsiConsole.Console, $"{Path.GetFileName(modelPath)} on {data.FileName}");
+            if (json)
+            {
+                var result = report.ToJson();
+                result["model"] = Path.GetFullPath(modelPath);
+                result["evaluated_on"] = data.Path;
+                Console.WriteLine(result.ToJsonString());
+            }
+
+            return 0;
+        }
+        catch (Exception e) when (e is CliException or IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

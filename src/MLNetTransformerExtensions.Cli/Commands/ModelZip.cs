@@ -1,0 +1,92 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNetTransformerExtensions.MLNet;
+
+namespace MLNetTransformerExtensions.Cli.Commands;
+
+/// <summary>The pipeline the CLI trains and saves: label → key, the transformer classifier, predicted key → label.</summary>
+internal static class ModelZip
+{
+    /// <summary>The key column made from a label column; the suffix lets evaluate and predict find the original column.</summary>
+    private const string KeySuffix = "#key";
+
+    public const string PredictedKey = "PredictedLabelKey";
+
+    public static string KeyColumn(string labelColumn) => labelColumn + KeySuffix;
+
+    /// <summary>The model, its training input schema, its classifier, and the name of its label column.</summary>
+    public sealed record Loaded(ITransformer Model, DataViewSchema InputSchema, TextClassificationTransformer Classifier, string LabelColumn);
+
+    public static Loaded Load(MLContext ml, string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new CliException($"The model file '{path}' does not exist.");
+        }
+
+        ITransformer model;
+        DataViewSchema schema;
+        try
+        {
+            model = ml.Model.Load(path, out schema);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException or IOException)
+        {
+            throw new CliException($"'{path}' is not a readable model file ({e.Message}). Train one with the train command.");
+        }
+
+        var classifier = Flatten(model).OfType<TextClassificationTransformer>().FirstOrDefault()
+            ?? throw new CliException($"'{path}' is an ML.NET model, but not one trained by this tool (it holds no transformer classifier).");
+        var key = classifier.LabelColumnName;
+        var label = key.EndsWith(KeySuffix, StringComparison.Ordinal) ? key[..^KeySuffix.Length] : key;
+        return new Loaded(model, schema, classifier, label);
+    }
+
+    /// <summary>Saves atomically: a crash or error never leaves a partial model file at the destination.</summary>
+    public static void Save(MLContext ml, ITransformer model, DataViewSchema schema, string path)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var temporary = full + $".{Environment.ProcessId}.tmp";
+        try
+        {
+            ml.Model.Save(model, schema, temporary);
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Labels in the data that the model never saw in training are an error naming the row: the evaluator would
+    /// otherwise count them as missing.
+    /// </summary>
+    public static void CheckLabels(MLContext ml, TabularData data, string labelColumn, IReadOnlyList<string> known)
+    {
+        var set = known.ToHashSet(StringComparer.Ordinal);
+        var values = data.Read(ml, labelColumn);
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(values[i]))
+            {
+                throw new CliException($"{data.FileName} row {i + 1} (line {i + 2}): the label column '{labelColumn}' is empty; every row needs a label.");
+            }
+
+            if (!set.Contains(values[i]))
+            {
+                throw new CliException($"{data.FileName} row {i + 1} (line {i + 2}): the label '{values[i]}' was not among the training labels ({string.Join(", ", known)}).");
+            }
+        }
+    }
+
+    public static TextClassificationTransformer Classifier(ITransformer model) =>
+        Flatten(model).OfType<TextClassificationTransformer>().First();
+
+    private static IEnumerable<ITransformer> Flatten(ITransformer model) =>
+        model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : [model];
+}

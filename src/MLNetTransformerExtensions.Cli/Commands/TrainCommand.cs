@@ -1,0 +1,227 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using MLNetTransformerExtensions.MLNet;
+using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Training;
+using Spectre.Console;
+
+namespace MLNetTransformerExtensions.Cli.Commands;
+
+/// <summary>
+/// <c>train</c>: fine-tunes a transformer classifier on a TSV/CSV file through an ML.NET pipeline, saves the model file,
+/// and reports metrics on the test (or validation) file next to ML.NET's classic text pipeline.
+/// </summary>
+internal static class TrainCommand
+{
+    private sealed record Settings(
+        string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
+        string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
+        bool Json, bool Baseline);
+
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Training data: a TSV or CSV file with a header row.", Required = true };
+        var validation = new Option<string?>("--validation") { Description = "Validation data, evaluated after each epoch." };
+        var test = new Option<string?>("--test") { Description = "Test data, evaluated once after training." };
+        var text = new Option<string>("--text-column") { Description = "The text column.", DefaultValueFactory = _ => "Text" };
+        var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
+        var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
+        var model = new Option<string>("--model") { Description = "A HuggingFace model folder or hub id.", Required = true };
+        var kind = new Option<string?>("--kind") { Description = "encoder or decoder (default: from the model's family)." };
+        kind.AcceptOnlyFromAmong("encoder", "decoder");
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training data.", DefaultValueFactory = _ => 3 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sequences per batch.", DefaultValueFactory = _ => 32 };
+        var learningRate = new Option<double>("--learning-rate") { Description = "Peak learning rate of AdamW.", DefaultValueFactory = _ => 5e-5 };
+        var maxLength = new Option<int?>("--max-length") { Description = "Longest input in tokens (default 128, capped by the model)." };
+        var seed = new Option<int>("--seed") { Description = "Seed: the same seed gives the same model.", DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--output") { Description = "Where to write the ML.NET model file.", DefaultValueFactory = _ => "model.zip" };
+        var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip ML.NET's FeaturizeText + SdcaMaximumEntropy baseline." };
+
+        var command = new Command("train", "Fine-tune a transformer classifier on a TSV/CSV file and save an ML.NET model.")
+        {
+            data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
+        };
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(new Settings(
+            parse.GetValue(data)!, parse.GetValue(validation), parse.GetValue(test), parse.GetValue(text)!, parse.GetValue(second),
+            parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind), parse.GetValue(epochs), parse.GetValue(batchSize),
+            parse.GetValue(learningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
+            !parse.GetValue(noBaseline)), cancellation)));
+        return command;
+    }
+
+    private static int Run(Settings s, CancellationToken cancellation)
+    {
+        try
+        {
+            var ml = new MLContext(seed: s.Seed);
+            var train = Load(ml, s.Data, s);
+            var validation = s.Validation is null ? null : Load(ml, s.Validation, s);
+            var test = s.Test is null ? null : Load(ml, s.Test, s);
+            var labels = train.Read(ml, s.LabelColumn);
+            CheckTrainingLabels(train, s.LabelColumn, labels);
+
+            var folder = ModelArgument.Resolve(s.Model);
+            var family = TransformerConfig.FromFolder(folder).Family;
+            var kind = s.Kind is null ? (family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder)
+                : s.Kind == "decoder" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
+            var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            if (validation is not null)
+            {
+                ModelZip.CheckLabels(ml, validation, s.LabelColumn, classNames);
+            }
+
+            if (test is not null)
+            {
+                ModelZip.CheckLabels(ml, test, s.LabelColumn, classNames);
+            }
+
+            var console = AnsiConsole.Console;
+            var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
+            // Sorted key values, so class order (Score slots) does not depend on row order.
+            var toKey = ml.Transforms.Conversion.MapValueToKey(keyColumn, s.LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue);
+            var clock = Stopwatch.StartNew();
+            ITransformer model = null!;
+            console.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(context =>
+                {
+                    var bar = context.AddTask("fine-tuning", maxValue: 1);
+                    var progress = new Progress<TrainingProgress>(p =>
+                    {
+                        bar.MaxValue = Math.Max(1, p.TotalSteps);
+                        bar.Value = p.Step;
+                        var line = FormattableString.Invariant($"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:0.000} lr {p.LearningRate:0.0e0} {p.SequencesPerSecond:0} seq/s");
+                        if (p.ValidationAccuracy is double accuracy)
+                        {
+                            line += FormattableString.Invariant($" val acc {accuracy:0.000}");
+                            console.MarkupLine(Markup.Escape(line));
+                        }
+
+                        bar.Description = Markup.Escape(line);
+                    });
+                    var options = new EncoderOrDecoder(kind).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), progress, cancellation);
+                    var trainer = kind == ClassifierKind.Decoder
+                        ? ml.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)options)
+                        : ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options);
+                    var pipeline = toKey.Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", ModelZip.PredictedKey));
+                    model = pipeline.Fit(train.View);
+                    bar.Value = bar.MaxValue;
+                });
+            var trainingSeconds = clock.Elapsed.TotalSeconds;
+            classNames = [.. ModelZip.Classifier(model).ClassNames];
+            ModelZip.Save(ml, model, train.View.Schema, s.Output);
+            console.MarkupLine(Markup.Escape(FormattableString.Invariant($"Trained in {trainingSeconds:0.0} s; model written to {Path.GetFullPath(s.Output)}")));
+
+            var evaluation = test ?? validation;
+            var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["training_seconds"] = trainingSeconds };
+            if (evaluation is not null)
+            {
+                var report = ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+                report.Render(console, $"Transformer on {evaluation.FileName}");
+                foreach (var (key, value) in report.ToJson())
+                {
+                    result[key] = value?.DeepClone();
+                }
+
+                result["evaluated_on"] = evaluation.Path;
+                if (s.Baseline)
+                {
+                    var baseline = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                    var table = new Table().Border(TableBorder.Rounded).Title("Against ML.NET's classic text pipeline")
+                        .AddColumn("Model").AddColumn("Accuracy").AddColumn("Macro-F1");
+                    table.AddRow("Transformer (this run)", report.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), report.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
+                    table.AddRow("FeaturizeText + SdcaMaximumEntropy", baseline.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), baseline.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
+                    console.Write(table);
+                    result["baseline"] = new JsonObject { ["accuracy"] = baseline.Accuracy, ["macro_f1"] = baseline.MacroF1, ["log_loss"] = baseline.LogLoss };
+                }
+            }
+
+            if (s.Json)
+            {
+                Console.Out.Flush();
+                Console.WriteLine(result.ToJsonString());
+            }
+
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("error: training was cancelled; no model file was written.");
+            return 130;
+        }
+        catch (Exception e) when (e is CliException or IOException or InvalidDataException or ArgumentException or InvalidOperationException or NotSupportedException or Hub.HubException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static TabularData Load(MLContext ml, string path, Settings s)
+    {
+        var data = TabularData.Load(ml, path);
+        data.Require(s.TextColumn, "--text-column");
+        data.Require(s.LabelColumn, "--label-column");
+        if (s.SecondTextColumn is not null)
+        {
+            data.Require(s.SecondTextColumn, "--second-text-column");
+        }
+
+        return data;
+    }
+
+    private static void CheckTrainingLabels(TabularData train, string column, List<string> labels)
+    {
+        for (var i = 0; i < labels.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(labels[i]))
+            {
+                throw new CliException($"{train.FileName} row {i + 1} (line {i + 2}): the label column '{column}' is empty; every training row needs a label.");
+            }
+        }
+
+        var classes = labels.Distinct(StringComparer.Ordinal).Count();
+        if (classes < 2)
+        {
+            throw new CliException($"{train.FileName}: the label column '{column}' has {(classes == 0 ? "no rows" : $"a single class '{labels[0]}'")}; a classifier needs at least two classes.");
+        }
+    }
+
+    private static ClassificationReport Baseline(MLContext ml, TabularData train, TabularData evaluation, Settings s, string keyColumn,
+        IEstimator<ITransformer> toKey, IReadOnlyList<string> classNames)
+    {
+        var features = s.SecondTextColumn is null
+            ? ml.Transforms.Text.FeaturizeText("Features", s.TextColumn)
+            : ml.Transforms.Text.FeaturizeText("Features", new Microsoft.ML.Transforms.Text.TextFeaturizingEstimator.Options(), s.TextColumn, s.SecondTextColumn);
+        var pipeline = toKey.Append(features)
+            .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(keyColumn, "Features"))
+            .Append(ml.Transforms.CopyColumns(ModelZip.PredictedKey, "PredictedLabel"));
+        var model = pipeline.Fit(train.View);
+        return ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+    }
+
+    /// <summary>Builds the options object of the trainer that matches the kind.</summary>
+    private readonly record struct EncoderOrDecoder(ClassifierKind Kind)
+    {
+        public TransformerClassifierOptions Options(Settings s, string keyColumn, string folder, IDataView? validation, IProgress<TrainingProgress> progress, CancellationToken cancellation)
+        {
+            TransformerClassifierOptions options = Kind == ClassifierKind.Decoder ? new DecoderClassifierOptions() : new EncoderClassifierOptions();
+            options.LabelColumnName = keyColumn;
+            options.TextColumnName = s.TextColumn;
+            options.SecondTextColumnName = s.SecondTextColumn;
+            options.PredictedLabelColumnName = ModelZip.PredictedKey;
+            options.ModelPath = folder;
+            options.NumberOfEpochs = s.Epochs;
+            options.BatchSize = s.BatchSize;
+            options.LearningRate = s.LearningRate;
+            options.MaximumLength = s.MaxLength ?? TransformerClassifierOptions.FineTuningDefaults.MaxLength;
+            options.ValidationSet = validation;
+            options.Progress = progress;
+            options.CancellationToken = cancellation;
+            return options;
+        }
+    }
+}
