@@ -64,6 +64,7 @@ public static class TorchRuntime
     private static readonly Lock Gate = new();
     private static TorchRuntimeStatus? status;
     private static IntPtr glueHandle;
+    private static (NativeCompatibilityFix Fix, string Original, string Loaded)? preloaded;
     private static Exception? failure;
 
     /// <summary>The runtime's state, initialising it first if needed.</summary>
@@ -100,7 +101,7 @@ public static class TorchRuntime
                 string? original = null, loaded = null;
                 if (OperatingSystem.IsLinux())
                 {
-                    (fix, original, loaded) = LoadGlueOnLinux();
+                    (fix, original, loaded) = preloaded ?? LoadGlueOnLinux();
                 }
 
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -117,7 +118,10 @@ public static class TorchRuntime
         }
     }
 
-    // Registering a resolver is cheap and must precede TorchSharp's first native call, whoever makes it.
+    // Runs when this assembly is first used, before any TorchSharp call this library makes — and before a caller's own
+    // TorchSharp calls, which would otherwise fail: TorchSharp's first load of its glue library does not consult
+    // DllImport resolvers, so the (patched) glue must already be loaded by then. Failures are kept, not thrown, and
+    // surface with their explanation from EnsureInitialized.
 #pragma warning disable CA2255 // a library module initializer is the point here
     [ModuleInitializer]
 #pragma warning restore CA2255
@@ -130,6 +134,21 @@ public static class TorchRuntime
         catch (InvalidOperationException)
         {
             // The host already resolves TorchSharp's natives itself; the glue library is then found by its soname.
+        }
+
+        if (OperatingSystem.IsLinux())
+        {
+            lock (Gate)
+            {
+                try
+                {
+                    preloaded = LoadGlueOnLinux();
+                }
+                catch (TorchRuntimeException e)
+                {
+                    failure = e;
+                }
+            }
         }
     }
 
