@@ -1,9 +1,10 @@
+using MLNetTransformerExtensions.Builtin;
 using MLNetTransformerExtensions.Hub;
 using Spectre.Console;
 
 namespace MLNetTransformerExtensions.Cli.Commands;
 
-/// <summary>Turns a <c>--model</c> value (a local folder, or a HuggingFace hub id) into a local model folder.</summary>
+/// <summary>Turns a <c>--model</c> value (a local folder, a built-in model name, or a HuggingFace hub id) into a local model folder.</summary>
 internal static class ModelArgument
 {
     /// <summary>
@@ -14,6 +15,18 @@ internal static class ModelArgument
         if (Directory.Exists(value))
         {
             return Path.GetFullPath(value);
+        }
+
+        if (BuiltinModels.IsBuiltin(value))
+        {
+            try
+            {
+                return BuiltinModels.Resolve(value);
+            }
+            catch (BuiltinModelException e)
+            {
+                throw new CliException(e.Message);
+            }
         }
 
         try

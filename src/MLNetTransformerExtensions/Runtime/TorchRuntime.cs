@@ -277,7 +277,8 @@ public static class TorchRuntime
         return target;
     }
 
-    private static string CacheRoot()
+    /// <summary>The library's own cache folder: <c>$XDG_CACHE_HOME/MLNetTransformerExtensions</c>, else <c>~/.cache/MLNetTransformerExtensions</c>.</summary>
+    internal static string CacheRoot()
     {
         var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);

