@@ -4,4 +4,5 @@ using MLNetTransformerExtensions.Cli.Commands;
 var root = new RootCommand("Transformer text classification for ML.NET: fine-tune, evaluate and inspect BERT, RoBERTa, DistilBERT and GPT-2 models.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return root.Parse(args).Invoke();
