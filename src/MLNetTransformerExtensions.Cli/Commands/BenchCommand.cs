@@ -1,0 +1,295 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Runtime;
+using MLNetTransformerExtensions.Tokenization;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Cli.Commands;
+
+/// <summary>
+/// <c>bench</c>: inference and training throughput of a model on this machine, its model FLOP utilisation against the
+/// fp32 matmul rate libtorch reaches here in the same run, resident memory, and optionally tokenization throughput on
+/// real text. A table goes to stdout and, with <c>--json</c>, a JSON file for comparing runs across commits.
+/// Progress goes to stderr.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "bert-mini, gpt2-mini, or a model folder or hub id (its config.json; weights are not loaded, they do not change the timings).", DefaultValueFactory = _ => "bert-mini" };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
+        var sequenceLength = new Option<int>("--seq-len") { Description = "Tokens per sequence (no padding).", DefaultValueFactory = _ => 128 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: the machine's logical cores)." };
+        var steps = new Option<int>("--steps") { Description = "Timed steps for inference and for training.", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps before the timed ones.", DefaultValueFactory = _ => 2 };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results to this JSON file." };
+        var text = new Option<FileInfo?>("--text") { Description = "Measure tokenization on these texts: .txt (one per line), .jsonl ({\"text\": ...}) or .tsv with a text or sentence column." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: a model folder or hub id (default: the --config folder; required with a preset)." };
+        var matmulSize = new Option<int>("--matmul-size") { Description = "Side of the square fp32 matrices whose product measures the matmul ceiling.", DefaultValueFactory = _ => 2048 };
+
+        var command = new Command("bench", "Measure inference and training throughput, model FLOP utilisation, memory and tokenization speed on this machine.")
+        {
+            config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize,
+        };
+        command.SetAction(parse => Run(new Settings(
+            parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
+            parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize))));
+        return command;
+    }
+
+    private sealed record Settings(string Config, int BatchSize, int SequenceLength, int Threads, int Steps, int Warmup,
+        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize);
+
+    private static int Run(Settings settings)
+    {
+        try
+        {
+            Check(settings.BatchSize >= 1, $"--batch-size must be at least 1 (got {settings.BatchSize}).");
+            Check(settings.SequenceLength >= 1, $"--seq-len must be at least 1 (got {settings.SequenceLength}).");
+            Check(settings.Threads >= 1, $"--threads must be at least 1 (got {settings.Threads}).");
+            Check(settings.Steps >= 1, $"--steps must be at least 1 (got {settings.Steps}).");
+            Check(settings.Warmup >= 0, $"--warmup must be 0 or more (got {settings.Warmup}).");
+            Check(settings.MatmulSize >= 1, $"--matmul-size must be at least 1 (got {settings.MatmulSize}).");
+
+            // Everything that can fail on user input is checked before the first timed step.
+            var runtime = TorchRuntime.EnsureInitialized();
+            var (config, modelFolder) = ResolveConfig(settings.Config);
+            var limit = ModelBenchmark.MaxSequenceLength(config);
+            Check(settings.SequenceLength <= limit, $"--seq-len {settings.SequenceLength} is longer than the {limit} positions of {settings.Config}.");
+            var (tokenizer, tokenizerName, texts) = ReadTokenizationInputs(settings, modelFolder);
+
+            set_num_threads(settings.Threads);
+            var stderr = Console.Error;
+            manual_seed(0);
+            using var model = TransformerModels.CreateForSequenceClassification(config);
+            var parameters = ModelBenchmark.CountParameters(model);
+            var forwardFlops = ModelBenchmark.ForwardFlopsPerSequence(config, settings.SequenceLength);
+
+            stderr.WriteLine($"bench {settings.Config}: {settings.BatchSize} × {settings.SequenceLength} tokens, {get_num_threads()} threads, {settings.Warmup} warm-up + {settings.Steps} timed steps");
+            var loadAverage = LoadAverage();
+            // The ceiling is measured before and after the model steps and the better one kept: another process slowing
+            // one of them should not make the ceiling look lower (and the utilisation higher) than the machine allows.
+            stderr.WriteLine($"  fp32 matmul ceiling ({settings.MatmulSize}×{settings.MatmulSize})...");
+            var matmulBefore = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
+            stderr.WriteLine("  inference...");
+            var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
+            var afterInference = ProcessMemory.Read();
+            stderr.WriteLine("  training...");
+            var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
+            var afterTraining = ProcessMemory.Read();
+            stderr.WriteLine("  fp32 matmul ceiling again...");
+            var matmulAfter = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
+            TokenizationTiming? tokenization = null;
+            if (tokenizer is not null)
+            {
+                stderr.WriteLine($"  tokenization ({texts!.Count} texts)...");
+                tokenization = ModelBenchmark.MeasureTokenization(tokenizer, texts, settings.BatchSize, settings.SequenceLength);
+            }
+
+            var result = new Results(settings, config, runtime, parameters, forwardFlops, inference, training, matmulBefore, matmulAfter,
+                afterInference, afterTraining, tokenization, tokenizerName, loadAverage);
+            AnsiConsole.Write(result.Table());
+            if (settings.Json is not null)
+            {
+                settings.Json.Directory?.Create();
+                File.WriteAllText(settings.Json.FullName, result.Json().ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
+                stderr.WriteLine($"Wrote {settings.Json.FullName}");
+            }
+
+            return 0;
+        }
+        catch (Exception e) when (e is CliException or IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static void Check(bool ok, string message)
+    {
+        if (!ok)
+        {
+            throw new CliException(message);
+        }
+    }
+
+    /// <summary>A preset's config, or the config.json of a folder or hub id (and that folder, for its tokenizer).</summary>
+    private static (TransformerConfig Config, string? Folder) ResolveConfig(string value)
+    {
+        if (ModelBenchmark.Preset(value) is { } preset)
+        {
+            return (preset, null);
+        }
+
+        var folder = ModelArgument.Resolve(value);
+        return (TransformerConfig.FromFolder(folder), folder);
+    }
+
+    private static (TransformerTokenizer? Tokenizer, string? Name, List<string>? Texts) ReadTokenizationInputs(Settings settings, string? modelFolder)
+    {
+        if (settings.Text is null)
+        {
+            Check(settings.Tokenizer is null, "--tokenizer only matters with --text (the texts to tokenize).");
+            return (null, null, null);
+        }
+
+        var source = settings.Tokenizer ?? modelFolder
+            ?? throw new CliException($"--text needs a tokenizer, and the {settings.Config} preset has none: pass --tokenizer with a model folder or hub id (e.g. one whose vocabulary matches the preset).");
+        var folder = settings.Tokenizer is null ? modelFolder! : ModelArgument.Resolve(settings.Tokenizer);
+        var texts = ReadTexts(settings.Text);
+        Check(texts.Count > 0, $"'{settings.Text.FullName}' has no non-empty texts to tokenize.");
+        return (TransformerTokenizer.FromFolder(folder), source, texts);
+    }
+
+    /// <summary>Non-empty texts of a .txt, .jsonl or .tsv file (a .tsv's header names a text or sentence column).</summary>
+    private static List<string> ReadTexts(FileInfo file)
+    {
+        if (!file.Extension.Equals(".tsv", StringComparison.OrdinalIgnoreCase))
+        {
+            return [.. InputRecords.Read(file).Select(r => r.Text).Where(t => !string.IsNullOrWhiteSpace(t))];
+        }
+
+        Check(file.Exists, $"The text file '{file.FullName}' does not exist.");
+        using var lines = File.ReadLines(file.FullName).GetEnumerator();
+        Check(lines.MoveNext(), $"'{file.FullName}' is empty; expected a header row naming a text or sentence column.");
+        var header = lines.Current.Split('\t');
+        var column = Array.FindIndex(header, h => h.Trim().Equals("text", StringComparison.OrdinalIgnoreCase) || h.Trim().Equals("sentence", StringComparison.OrdinalIgnoreCase));
+        Check(column >= 0, $"{file.Name}:1: the header row ({string.Join(", ", header)}) has no 'text' or 'sentence' column to tokenize.");
+        var texts = new List<string>();
+        while (lines.MoveNext())
+        {
+            var fields = lines.Current.Split('\t');
+            if (column < fields.Length && !string.IsNullOrWhiteSpace(fields[column]))
+            {
+                texts.Add(fields[column]);
+            }
+        }
+
+        return texts;
+    }
+
+    /// <summary>The 1-minute load average (Linux): above 0 before the run starts, other processes compete for the cores.</summary>
+    private static double? LoadAverage()
+    {
+        const string loadavg = "/proc/loadavg";
+        return File.Exists(loadavg) && double.TryParse(File.ReadAllText(loadavg).Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var load)
+            ? load : null;
+    }
+
+    /// <summary>The measurements of one run and how they are shown: a table and the JSON file.</summary>
+    private sealed record Results(
+        Settings Settings, TransformerConfig Config, TorchRuntimeStatus Runtime, long Parameters, double ForwardFlops,
+        StepTimings Inference, StepTimings Training, double MatmulBefore, double MatmulAfter, ProcessMemory AfterInference, ProcessMemory AfterTraining,
+        TokenizationTiming? Tokenization, string? TokenizerName, double? LoadAverage)
+    {
+        private double MatmulGflops => Math.Max(MatmulBefore, MatmulAfter);
+
+        private const int TrainingPasses = 3; // forward + backward (two matmuls per forward matmul), see ForwardFlopsPerSequence
+
+        private double InferenceGflops => Inference.SequencesPerSecond * ForwardFlops / 1e9;
+
+        private double TrainingGflops => Training.SequencesPerSecond * TrainingPasses * ForwardFlops / 1e9;
+
+        public Table Table()
+        {
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("Measure").AddColumn(new TableColumn("Value").RightAligned()).AddColumn("Notes");
+            void Row(string name, string value, string note = "") => table.AddRow(Markup.Escape(name), Markup.Escape(value), Markup.Escape(note));
+
+            Row("config", Settings.Config, $"{Config.Family}, {Config.NumLayers} layers, hidden {Config.HiddenSize}, {Config.NumHeads} heads, intermediate {Config.IntermediateSize}, vocab {Config.VocabSize}");
+            Row("parameters", F($"{Parameters / 1e6:F2} M"));
+            Row("batch × seq-len", F($"{Settings.BatchSize} × {Settings.SequenceLength}"), "random tokens, no padding");
+            Row("threads", F($"{get_num_threads()}"), F($"{Environment.ProcessorCount} logical cores") + (LoadAverage is double load ? F($", load average {load:F2} at start") : ""));
+            Row("forward FLOPs / seq", F($"{ForwardFlops / 1e9:F3} G"), "matmuls only; a training step counts 3×");
+            Row("inference", F($"{Inference.SequencesPerSecond:F1} seq/s"), F($"median step {Inference.MedianMilliseconds:F1} ms, {InferenceGflops:F1} GFLOP/s"));
+            Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; forward, backward, AdamW, dropout on"));
+            Row("fp32 matmul ceiling", F($"{MatmulGflops:F1} GFLOP/s"), F($"torch.mm {Settings.MatmulSize}×{Settings.MatmulSize}: {MatmulBefore:F1} before, {MatmulAfter:F1} after the model steps"));
+            Row("inference MFU", F($"{InferenceGflops / MatmulGflops:P1}"));
+            Row("training MFU", F($"{TrainingGflops / MatmulGflops:P1}"));
+            Row("peak RSS", F($"{AfterTraining.PeakResidentMegabytes:F0} MB"), F($"inference alone: {AfterInference.PeakResidentMegabytes:F0} MB"));
+            Row("steady RSS", F($"{AfterTraining.ResidentMegabytes:F0} MB"), F($"after the training steps; after inference: {AfterInference.ResidentMegabytes:F0} MB"));
+            if (Tokenization is not null)
+            {
+                Row("tokenization", F($"{Tokenization.TokensPerSecond:N0} tokens/s"), F($"{Tokenization.Texts} texts, {Tokenization.TokensPerPass} tokens per pass, 1 thread, {TokenizerName}"));
+            }
+
+            return table;
+        }
+
+        public JsonObject Json()
+        {
+            var json = new JsonObject
+            {
+                ["config"] = Settings.Config,
+                ["family"] = Config.Family.ToString(),
+                ["layers"] = Config.NumLayers,
+                ["hidden_size"] = Config.HiddenSize,
+                ["heads"] = Config.NumHeads,
+                ["intermediate_size"] = Config.IntermediateSize,
+                ["vocab_size"] = Config.VocabSize,
+                ["parameters"] = Parameters,
+                ["batch_size"] = Settings.BatchSize,
+                ["seq_len"] = Settings.SequenceLength,
+                ["threads"] = get_num_threads(),
+                ["warmup_steps"] = Settings.Warmup,
+                ["steps"] = Settings.Steps,
+                ["forward_gflop_per_seq"] = Round(ForwardFlops / 1e9, 4),
+                ["inference_seq_per_s"] = Round(Inference.SequencesPerSecond, 2),
+                ["training_seq_per_s"] = Round(Training.SequencesPerSecond, 2),
+                ["inference_gflops"] = Round(InferenceGflops, 2),
+                ["training_gflops"] = Round(TrainingGflops, 2),
+                ["matmul_gflops"] = Round(MatmulGflops, 2),
+                ["matmul_size"] = Settings.MatmulSize,
+                ["matmul_gflops_before"] = Round(MatmulBefore, 2),
+                ["matmul_gflops_after"] = Round(MatmulAfter, 2),
+                ["inference_mfu"] = Round(InferenceGflops / MatmulGflops, 4),
+                ["training_mfu"] = Round(TrainingGflops / MatmulGflops, 4),
+                ["peak_rss_mb"] = Round(AfterTraining.PeakResidentMegabytes, 1),
+                ["steady_rss_mb"] = Round(AfterTraining.ResidentMegabytes, 1),
+                ["inference_peak_rss_mb"] = Round(AfterInference.PeakResidentMegabytes, 1),
+                ["inference_steady_rss_mb"] = Round(AfterInference.ResidentMegabytes, 1),
+                ["inference_step_ms"] = Milliseconds(Inference),
+                ["training_step_ms"] = Milliseconds(Training),
+            };
+            if (Tokenization is not null)
+            {
+                json["tokenizer"] = TokenizerName;
+                json["text_file"] = Settings.Text!.Name;
+                json["tokenization_texts"] = Tokenization.Texts;
+                json["tokenization_tokens"] = Tokenization.TokensPerPass;
+                json["tokenization_tokens_per_s"] = Round(Tokenization.TokensPerSecond, 0);
+            }
+
+            json["library_version"] = typeof(ModelBenchmark).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+            json["torchsharp_version"] = Runtime.TorchSharpVersion;
+            json["libtorch_version"] = Runtime.LibTorchVersion;
+            json["dotnet_version"] = Environment.Version.ToString();
+            json["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription;
+            json["cpu"] = CpuName();
+            json["logical_cores"] = Environment.ProcessorCount;
+            json["load_average_at_start"] = LoadAverage is double load ? Round(load, 2) : null;
+            json["timestamp_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+            return json;
+        }
+
+        private static JsonArray Milliseconds(StepTimings timings) => [.. timings.StepMilliseconds.Select(ms => (JsonNode?)Round(ms, 2))];
+
+        private static double Round(double value, int digits) => Math.Round(value, digits);
+
+        private static string F(FormattableString value) => value.ToString(CultureInfo.InvariantCulture);
+
+        /// <summary>The CPU's model name from /proc/cpuinfo, or the architecture where there is none.</summary>
+        private static string CpuName()
+        {
+            const string cpuinfo = "/proc/cpuinfo";
+            var line = File.Exists(cpuinfo) ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) : null;
+            return line?[(line.IndexOf(':') + 1)..].Trim() ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+        }
+    }
+}

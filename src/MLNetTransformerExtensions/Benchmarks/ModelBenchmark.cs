@@ -1,0 +1,389 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Runtime;
+using MLNetTransformerExtensions.Tokenization;
+using MLNetTransformerExtensions.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Benchmarks;
+
+/// <summary>
+/// Measures what a model costs on this machine, so hardware can be sized and commits compared: inference and
+/// fine-tuning steps on random tokens, the fp32 matmul rate libtorch reaches here (the ceiling for model FLOP
+/// utilisation), and tokenization of real text. Timings are wall-clock, single process, at libtorch's current thread
+/// count (<c>torch.set_num_threads</c>); warm-up steps are run first and not timed.
+/// </summary>
+public static class ModelBenchmark
+{
+    /// <summary>The names <see cref="Preset"/> accepts.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = ["bert-mini", "gpt2-mini"];
+
+    /// <summary>
+    /// The configs of the project's reference measurements: <c>bert-mini</c> (4 layers, hidden 256, 4 heads,
+    /// intermediate 1024, vocabulary 30522) and <c>gpt2-mini</c> (4 layers, hidden 256, 4 heads, vocabulary 50257).
+    /// Both keep HuggingFace's defaults otherwise (dropout 0.1, two labels).
+    /// </summary>
+    /// <param name="name">One of <see cref="PresetNames"/>.</param>
+    /// <returns>The config, or null when <paramref name="name"/> is not a preset.</returns>
+    public static TransformerConfig? Preset(string name) => name switch
+    {
+        "bert-mini" => TransformerConfig.Parse(new JsonObject
+        {
+            ["model_type"] = "bert",
+            ["vocab_size"] = 30522,
+            ["hidden_size"] = 256,
+            ["num_hidden_layers"] = 4,
+            ["num_attention_heads"] = 4,
+            ["intermediate_size"] = 1024,
+            ["max_position_embeddings"] = 512,
+        }, "the bert-mini preset"),
+        "gpt2-mini" => TransformerConfig.Parse(new JsonObject
+        {
+            ["model_type"] = "gpt2",
+            ["vocab_size"] = 50257,
+            ["n_embd"] = 256,
+            ["n_layer"] = 4,
+            ["n_head"] = 4,
+            ["n_positions"] = 1024,
+        }, "the gpt2-mini preset"),
+        _ => null,
+    };
+
+    /// <summary>
+    /// Matmul FLOPs of one forward pass over one sequence of <paramref name="sequenceLength"/> tokens, counted from the
+    /// config (T tokens, L layers, hidden H, intermediate I; 2 FLOPs per multiply-add):
+    /// <code>
+    /// 2·T·L·(4·H² + 2·H·I)   Q, K, V and output projections, and the two feed-forward projections
+    /// + 4·T²·H·L             attention scores Q·Kᵀ and the weighted sum of values, over all heads
+    /// </code>
+    /// Embedding lookups, biases, LayerNorm, softmax, activations and the classification head (one token per
+    /// sequence) are left out. Causal attention is counted in full, as MFU figures conventionally do. A training step
+    /// costs about three forward passes (the backward pass computes two matmuls per forward matmul).
+    /// </summary>
+    /// <param name="config">The model's config (the same formula holds for BERT, RoBERTa, DistilBERT and GPT-2).</param>
+    /// <param name="sequenceLength">Tokens per sequence.</param>
+    /// <returns>FLOPs per sequence.</returns>
+    public static double ForwardFlopsPerSequence(TransformerConfig config, int sequenceLength)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 1);
+        double t = sequenceLength, h = config.HiddenSize, i = config.IntermediateSize, layers = config.NumLayers;
+        var projections = 2 * t * layers * (4 * h * h + 2 * h * i);
+        var attention = 4 * t * t * h * layers;
+        return projections + attention;
+    }
+
+    /// <summary>The number of trainable values in a model (each shared tensor once).</summary>
+    /// <param name="model">The model.</param>
+    /// <returns>The parameter count.</returns>
+    public static long CountParameters(nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.parameters().Sum(p => p.numel());
+    }
+
+    /// <summary>
+    /// The fp32 matrix-multiply rate libtorch reaches on this machine at the current thread count: the median over
+    /// <paramref name="repetitions"/> products of two random <paramref name="size"/>×<paramref name="size"/> matrices,
+    /// after <paramref name="warmupRepetitions"/> untimed ones.
+    /// </summary>
+    /// <param name="size">The matrices' side; 2048 is large enough for BLAS to reach its plateau.</param>
+    /// <param name="warmupRepetitions">Untimed products first.</param>
+    /// <param name="repetitions">Timed products.</param>
+    /// <returns>GFLOP/s (10⁹ FLOP per second, 2·n³ FLOPs per product).</returns>
+    public static double MeasureMatmulGflops(int size = 2048, int warmupRepetitions = 2, int repetitions = 10)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(warmupRepetitions);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
+        TorchRuntime.EnsureInitialized();
+
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(0);
+        var a = randn([size, size], ScalarType.Float32, generator: generator);
+        var b = randn([size, size], ScalarType.Float32, generator: generator);
+        var seconds = new List<double>(repetitions);
+        for (var r = 0; r < warmupRepetitions + repetitions; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            using (NewDisposeScope())
+            {
+                a.mm(b);
+            }
+
+            if (r >= warmupRepetitions)
+            {
+                seconds.Add(clock.Elapsed.TotalSeconds);
+            }
+        }
+
+        return 2.0 * size * size * size / Median(seconds) / 1e9;
+    }
+
+    /// <summary>
+    /// Times inference as a deployed classifier runs it: evaluation mode, no gradients, one dispose scope per batch,
+    /// on random token ids with every position real (no padding).
+    /// </summary>
+    /// <param name="model">The model (left in evaluation mode).</param>
+    /// <param name="batchSize">Sequences per step.</param>
+    /// <param name="sequenceLength">Tokens per sequence.</param>
+    /// <param name="warmupSteps">Untimed steps first.</param>
+    /// <param name="steps">Timed steps.</param>
+    /// <param name="seed">Seed of the random tokens.</param>
+    /// <returns>The step times.</returns>
+    public static StepTimings MeasureInference(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0)
+    {
+        CheckStepArguments(model, batchSize, sequenceLength, warmupSteps, steps);
+        using var inputs = NewDisposeScope();
+        var (ids, mask, _) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
+        model.eval();
+        using var noGrad = no_grad();
+        return TimeSteps(batchSize, warmupSteps, steps, () => model.forward(ids, mask, null));
+    }
+
+    /// <summary>
+    /// Times fine-tuning steps as <see cref="FineTuner"/> runs them: training mode (dropout on), forward pass,
+    /// cross-entropy, backward pass, gradient clipping and an AdamW step with FineTuner's default hyper-parameters and
+    /// parameter groups, one dispose scope per step, on random token ids and labels with every position real.
+    /// The model's weights change; it is left in evaluation mode.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="batchSize">Sequences per step.</param>
+    /// <param name="sequenceLength">Tokens per sequence.</param>
+    /// <param name="warmupSteps">Untimed steps first (the first step also allocates AdamW's state).</param>
+    /// <param name="steps">Timed steps.</param>
+    /// <param name="seed">Seed of the random tokens and labels.</param>
+    /// <returns>The step times.</returns>
+    public static StepTimings MeasureTraining(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0)
+    {
+        CheckStepArguments(model, batchSize, sequenceLength, warmupSteps, steps);
+        var options = new FineTuningOptions();
+        using var inputs = NewDisposeScope();
+        var (ids, mask, labels) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
+        using var optimizer = CreateOptimizer(model, options);
+        model.train();
+        try
+        {
+            return TimeSteps(batchSize, warmupSteps, steps, () =>
+            {
+                var loss = nn.functional.cross_entropy(model.forward(ids, mask, null), labels);
+                loss.backward();
+                nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                optimizer.step();
+                optimizer.zero_grad();
+            });
+        }
+        finally
+        {
+            model.eval();
+        }
+    }
+
+    /// <summary>
+    /// Times the tokenizer path a classifier uses (<see cref="TransformerTokenizer.EncodeBatch"/>: encode with special
+    /// tokens, truncate, pad) over real texts: one untimed pass over up to 1,000 texts, then whole passes until at least
+    /// <paramref name="minimumSeconds"/> have gone by. One thread, as the classifier tokenizes.
+    /// </summary>
+    /// <param name="tokenizer">The tokenizer.</param>
+    /// <param name="texts">The texts.</param>
+    /// <param name="batchSize">Texts per batch.</param>
+    /// <param name="maxLength">Truncation length, special tokens included.</param>
+    /// <param name="minimumSeconds">Keep making passes until this much time has gone by.</param>
+    /// <returns>Texts, tokens (after truncation, special tokens included) and seconds.</returns>
+    public static TokenizationTiming MeasureTokenization(TransformerTokenizer tokenizer, IReadOnlyList<string> texts, int batchSize, int maxLength, double minimumSeconds = 1.0)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(texts);
+        ArgumentOutOfRangeException.ThrowIfLessThan(texts.Count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+
+        long Pass(int count)
+        {
+            long tokens = 0;
+            var batch = new List<string>(batchSize);
+            for (var start = 0; start < count; start += batchSize)
+            {
+                batch.Clear();
+                for (var i = start; i < Math.Min(start + batchSize, count); i++)
+                {
+                    batch.Add(texts[i]);
+                }
+
+                var encoded = tokenizer.EncodeBatch(batch, null, maxLength);
+                foreach (var length in encoded.Lengths)
+                {
+                    tokens += length;
+                }
+            }
+
+            return tokens;
+        }
+
+        Pass(Math.Min(texts.Count, 1000));
+        var clock = Stopwatch.StartNew();
+        long tokensPerPass = 0;
+        var passes = 0;
+        do
+        {
+            tokensPerPass = Pass(texts.Count);
+            passes++;
+        }
+        while (clock.Elapsed.TotalSeconds < minimumSeconds);
+
+        return new TokenizationTiming(texts.Count, tokensPerPass, passes, clock.Elapsed.TotalSeconds);
+    }
+
+    private static StepTimings TimeSteps(int batchSize, int warmupSteps, int steps, Action step)
+    {
+        var milliseconds = new List<double>(steps);
+        for (var s = 0; s < warmupSteps + steps; s++)
+        {
+            var clock = Stopwatch.StartNew();
+            using (NewDisposeScope())
+            {
+                step();
+            }
+
+            if (s >= warmupSteps)
+            {
+                milliseconds.Add(clock.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        return new StepTimings(batchSize, milliseconds);
+    }
+
+    /// <summary>Random ids over the whole vocabulary (B, T), an all-ones mask (B, T) and random labels (B).</summary>
+    private static (Tensor Ids, Tensor Mask, Tensor Labels) RandomBatch(TransformerConfig config, int batchSize, int sequenceLength, int seed)
+    {
+        using var generator = new Generator((ulong)seed);
+        var ids = randint(config.VocabSize, [batchSize, sequenceLength], ScalarType.Int64, generator: generator);
+        var mask = ones([batchSize, sequenceLength], ScalarType.Int64);
+        var labels = randint(config.NumLabels, [batchSize], ScalarType.Int64, generator: generator);
+        return (ids, mask, labels);
+    }
+
+    /// <summary>
+    /// AdamW over two groups as <see cref="FineTuner"/> builds it: weight decay on weight matrices and embeddings, none
+    /// on biases and LayerNorm weights.
+    /// </summary>
+    private static AdamW CreateOptimizer(nn.Module model, FineTuningOptions options)
+    {
+        var decay = new List<Parameter>();
+        var noDecay = new List<Parameter>();
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            if (!parameter.requires_grad)
+            {
+                continue;
+            }
+
+            var isNorm = name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal)
+                || name.Contains("ln_", StringComparison.Ordinal);
+            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add(parameter);
+        }
+
+        return optim.AdamW(
+        [
+            new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay, false, false),
+            new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
+        ], options.LearningRate);
+    }
+
+    private static void CheckStepArguments(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(warmupSteps);
+        var limit = MaxSequenceLength(model.Config);
+        if (sequenceLength < 1 || sequenceLength > limit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength,
+                string.Create(CultureInfo.InvariantCulture, $"The sequence length {sequenceLength} is outside 1..{limit}, the positions a {model.Config.Family} model of this config has."));
+        }
+    }
+
+    /// <summary>The longest sequence a config's position table takes (RoBERTa's positions start after the padding id).</summary>
+    /// <param name="config">The config.</param>
+    /// <returns>The maximum number of tokens.</returns>
+    public static int MaxSequenceLength(TransformerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Family == ModelFamily.Roberta ? config.MaxPositions - (config.PadTokenId ?? 1) - 1 : config.MaxPositions;
+    }
+
+    internal static double Median(IReadOnlyList<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+}
+
+/// <summary>Wall-clock times of the timed steps of a benchmark.</summary>
+/// <param name="BatchSize">Sequences per step.</param>
+/// <param name="StepMilliseconds">Each timed step's duration, in order.</param>
+public sealed record StepTimings(int BatchSize, IReadOnlyList<double> StepMilliseconds)
+{
+    /// <summary>The median step time: robust to the odd step slowed by another process.</summary>
+    public double MedianMilliseconds => ModelBenchmark.Median(StepMilliseconds);
+
+    /// <summary>Throughput: batch size ÷ median step time.</summary>
+    public double SequencesPerSecond => BatchSize * 1000.0 / MedianMilliseconds;
+}
+
+/// <summary>What a tokenization measurement found.</summary>
+/// <param name="Texts">Texts per pass.</param>
+/// <param name="TokensPerPass">Tokens per pass, special tokens included, after truncation.</param>
+/// <param name="Passes">Timed passes over all texts.</param>
+/// <param name="Seconds">Time of the timed passes.</param>
+public sealed record TokenizationTiming(int Texts, long TokensPerPass, int Passes, double Seconds)
+{
+    /// <summary>Tokens produced per second.</summary>
+    public double TokensPerSecond => TokensPerPass * (double)Passes / Seconds;
+}
+
+/// <summary>The process's resident memory: native (libtorch) and managed together.</summary>
+/// <param name="ResidentMegabytes">Resident set size now, in MiB (Linux <c>VmRSS</c>; the working set elsewhere).</param>
+/// <param name="PeakResidentMegabytes">The largest resident set size so far, in MiB (Linux <c>VmHWM</c>; the peak working set elsewhere).</param>
+public readonly record struct ProcessMemory(double ResidentMegabytes, double PeakResidentMegabytes)
+{
+    /// <summary>Reads the current and peak resident memory of this process.</summary>
+    /// <returns>The reading.</returns>
+    public static ProcessMemory Read()
+    {
+        const string status = "/proc/self/status";
+        if (OperatingSystem.IsLinux() && File.Exists(status))
+        {
+            double? rss = null, peak = null;
+            foreach (var line in File.ReadLines(status))
+            {
+                // "VmRSS:     123456 kB"
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                {
+                    rss = Kilobytes(line);
+                }
+                else if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                {
+                    peak = Kilobytes(line);
+                }
+            }
+
+            if (rss is not null && peak is not null)
+            {
+                return new ProcessMemory(rss.Value / 1024, peak.Value / 1024);
+            }
+        }
+
+        using var process = Process.GetCurrentProcess();
+        return new ProcessMemory(process.WorkingSet64 / 1048576.0, process.PeakWorkingSet64 / 1048576.0);
+    }
+
+    private static double Kilobytes(string line) =>
+        double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+}
