@@ -17,18 +17,6 @@ internal static class ModelArgument
             return Path.GetFullPath(value);
         }
 
-        if (BuiltinModels.IsBuiltin(value))
-        {
-            try
-            {
-                return BuiltinModels.Resolve(value);
-            }
-            catch (BuiltinModelException e)
-            {
-                throw new CliException(e.Message);
-            }
-        }
-
         try
         {
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
@@ -59,6 +47,10 @@ internal static class ModelArgument
             throw new CliException(e.Message);
         }
         catch (HubException e)
+        {
+            throw new CliException(e.Message);
+        }
+        catch (BuiltinModelException e)
         {
             throw new CliException(e.Message);
         }

