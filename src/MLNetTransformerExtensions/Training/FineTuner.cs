@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using MLNetTransformerExtensions.Tokenization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -7,9 +6,10 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Training;
 
 /// <summary>
-/// Fine-tunes every weight of a <see cref="TextClassifier"/> as HuggingFace's Trainer does: AdamW with decoupled weight
-/// decay (none on biases and LayerNorm weights), linear warm-up then linear decay, gradient clipping and accumulation,
-/// length-grouped batches with dynamic padding, validation each epoch, and early stopping that restores the best epoch.
+/// Fine-tunes every weight of a <see cref="TextClassifier"/> or a <see cref="PromptClassifier"/> as HuggingFace's
+/// Trainer does: AdamW with decoupled weight decay (none on biases and LayerNorm weights), linear warm-up then linear
+/// decay, gradient clipping and accumulation, length-grouped batches with dynamic padding, validation each epoch, and
+/// early stopping that restores the best epoch. Both strategies share this loop; only their loss differs.
 /// </summary>
 public static class FineTuner
 {
@@ -23,23 +23,58 @@ public static class FineTuner
     /// <returns>The epoch whose weights the classifier ends with (the best one when validating with early stopping).</returns>
     /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
     public static int Train(TextClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        TrainLoop(classifier, train, validation, options, progress, cancellationToken);
+
+    /// <summary>
+    /// Trains a prompt classifier in place: first takes its few-shot demonstrations from <paramref name="train"/>
+    /// (when <see cref="PromptOptions.Shots"/> is above 0: seeded by <see cref="FineTuningOptions.Seed"/>, balanced
+    /// across classes), then fine-tunes with its prompt loss for <see cref="FineTuningOptions.Epochs"/> epochs (none
+    /// for zero-shot or in-context use), and finally recomputes its contextual calibration when enabled.
+    /// </summary>
+    /// <param name="classifier">The classifier to train.</param>
+    /// <param name="train">Training rows (also the pool of demonstrations).</param>
+    /// <param name="validation">Validation rows, or null.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="progress">Receives progress after each step and each epoch, or null.</param>
+    /// <param name="cancellationToken">Stops training within one batch.</param>
+    /// <returns>The epoch whose weights the classifier ends with (0 when no epoch ran).</returns>
+    /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
+    public static int Train(PromptClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(classifier);
         options.Validate();
         CheckLabels(train, classifier.Labels.Count, "training");
+        if (classifier.Options.Shots > 0)
+        {
+            classifier.SetDemonstrations(PromptClassifier.SelectDemonstrations(train, classifier.Labels.Count, classifier.Options.Shots, options.Seed));
+        }
+
+        var epoch = TrainLoop(classifier, train, validation, options, progress, cancellationToken);
+        classifier.Recalibrate();
+        return epoch;
+    }
+
+    private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        options.Validate();
+        CheckLabels(train, classifier.ClassCount, "training");
         if (validation is not null)
         {
-            CheckLabels(validation, classifier.Labels.Count, "validation");
+            CheckLabels(validation, classifier.ClassCount, "validation");
         }
 
         if (options.Epochs == 0 || train.Count == 0)
         {
-            classifier.Model.eval();
+            classifier.Module.eval();
             return 0;
         }
 
-        var model = classifier.Model;
-        var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.Encode(train.Texts[i], train.SecondTexts?[i])).ToArray();
+        var model = classifier.Module;
+        var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.EncodeForTraining(train.Texts[i], train.SecondTexts?[i])).ToArray();
+        var lengths = encoded.Select(classifier.TokenCount).ToArray();
         var random = new Random(options.Seed);
         var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
@@ -58,7 +93,7 @@ public static class FineTuner
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
                 model.train();
-                var batches = LengthGroupedBatches(encoded, options.BatchSize, random);
+                var batches = LengthGroupedBatches(lengths, options.BatchSize, random);
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0;
                 var seen = 0;
@@ -69,9 +104,7 @@ public static class FineTuner
                     using (var scope = NewDisposeScope())
                     {
                         var rows = batches[b];
-                        var logits = classifier.Logits([.. rows.Select(i => encoded[i])]);
-                        var labels = tensor(rows.Select(i => (long)train.Labels[i]).ToArray());
-                        var loss = nn.functional.cross_entropy(logits, labels);
+                        var loss = classifier.Loss([.. rows.Select(i => encoded[i])], [.. rows.Select(i => (long)train.Labels[i])]);
                         (loss / options.GradientAccumulationSteps).backward();
                         lossSum += loss.item<float>() * rows.Length;
                         seen += rows.Length;
@@ -104,7 +137,8 @@ public static class FineTuner
                 double? accuracy = null, logLoss = null;
                 if (validation is not null && validation.Count > 0)
                 {
-                    (accuracy, logLoss) = Evaluate(classifier, validation, options.InferenceBatchSize, cancellationToken);
+                    classifier.BeforeValidation();
+                    (accuracy, logLoss) = EvaluateCore(classifier.PredictProbabilities, validation, options.InferenceBatchSize, cancellationToken);
                 }
 
                 progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / Math.Max(seen, 1),
@@ -155,7 +189,20 @@ public static class FineTuner
     /// <param name="batchSize">Rows per forward pass.</param>
     /// <param name="cancellationToken">Stops between batches.</param>
     /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
-    public static (double Accuracy, double LogLoss) Evaluate(TextClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default)
+    public static (double Accuracy, double LogLoss) Evaluate(TextClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
+        EvaluateCore(classifier.PredictProbabilities, data, batchSize, cancellationToken);
+
+    /// <summary>Accuracy and mean log-loss of a prompt classifier on labelled rows.</summary>
+    /// <param name="classifier">The classifier.</param>
+    /// <param name="data">Rows with labels.</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
+    public static (double Accuracy, double LogLoss) Evaluate(PromptClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
+        EvaluateCore(classifier.PredictProbabilities, data, batchSize, cancellationToken);
+
+    private static (double Accuracy, double LogLoss) EvaluateCore(Func<IReadOnlyList<string>, IReadOnlyList<string>?, int, float[][]> predict,
+        LabeledTexts data, int batchSize, CancellationToken cancellationToken)
     {
         var correct = 0;
         double logLoss = 0;
@@ -165,7 +212,7 @@ public static class FineTuner
             var count = Math.Min(batchSize, data.Count - start);
             var texts = Enumerable.Range(start, count).Select(i => data.Texts[i]).ToList();
             var pairs = data.SecondTexts is null ? null : Enumerable.Range(start, count).Select(i => data.SecondTexts[i]).ToList();
-            var probabilities = classifier.PredictProbabilities(texts, pairs, batchSize);
+            var probabilities = predict(texts, pairs, batchSize);
             for (var r = 0; r < count; r++)
             {
                 var label = data.Labels[start + r];
@@ -188,15 +235,15 @@ public static class FineTuner
     /// HuggingFace's length-grouped sampling: shuffle, cut into mega-batches of 50 batches, sort each by length, cut
     /// into batches; then shuffle the batches. Rows of similar length share a batch, so padding stays small.
     /// </summary>
-    internal static List<int[]> LengthGroupedBatches(IReadOnlyList<EncodedText> rows, int batchSize, Random random)
+    internal static List<int[]> LengthGroupedBatches(IReadOnlyList<int> lengths, int batchSize, Random random)
     {
-        var order = Enumerable.Range(0, rows.Count).ToArray();
+        var order = Enumerable.Range(0, lengths.Count).ToArray();
         random.Shuffle(order);
         var batches = new List<int[]>();
         var mega = batchSize * 50;
         for (var start = 0; start < order.Length; start += mega)
         {
-            var group = order.Skip(start).Take(mega).OrderByDescending(i => rows[i].InputIds.Length).ToArray();
+            var group = order.Skip(start).Take(mega).OrderByDescending(i => lengths[i]).ToArray();
             for (var b = 0; b < group.Length; b += batchSize)
             {
                 batches.Add(group.Skip(b).Take(batchSize).ToArray());

@@ -12,7 +12,7 @@ namespace MLNetTransformerExtensions.Training;
 /// A transformer sequence classifier with its tokenizer: batched, no-grad inference over raw texts, and a HuggingFace
 /// folder on disk (config.json with the labels, model.safetensors, tokenizer files) that HuggingFace loads too.
 /// </summary>
-public sealed class TextClassifier : IDisposable
+public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedText>
 {
     /// <summary>Our own settings beside HuggingFace's files.</summary>
     internal const string SettingsFile = "mlnet_transformers.json";
@@ -74,6 +74,11 @@ public sealed class TextClassifier : IDisposable
         TorchRuntime.EnsureInitialized();
         var config = TransformerConfig.FromFolder(folder);
         var settings = ReadSettings(folder);
+        if (settings?["strategy"]?.GetValue<string>() == PromptClassifier.Strategy)
+        {
+            throw new InvalidDataException($"'{folder}' holds a prompt classifier (label words scored by a language-model head), not a classification head; load it with {nameof(PromptClassifier)}.{nameof(PromptClassifier.Load)}.");
+        }
+
         var kind = settings?["kind"]?.GetValue<string>() is string k ? Enum.Parse<ClassifierKind>(k, ignoreCase: true)
             : config.Family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder;
         CheckKind(config, kind, folder);
@@ -151,6 +156,21 @@ public sealed class TextClassifier : IDisposable
 
     /// <summary>Frees the network's native memory.</summary>
     public void Dispose() => Model.Dispose();
+
+    TorchSharp.torch.nn.Module ITrainableClassifier<EncodedText>.Module => Model;
+
+    int ITrainableClassifier<EncodedText>.ClassCount => Labels.Count;
+
+    EncodedText ITrainableClassifier<EncodedText>.EncodeForTraining(string text, string? secondText) => Encode(text, secondText);
+
+    int ITrainableClassifier<EncodedText>.TokenCount(EncodedText row) => row.InputIds.Length;
+
+    Tensor ITrainableClassifier<EncodedText>.Loss(IReadOnlyList<EncodedText> rows, long[] labels) =>
+        TorchSharp.torch.nn.functional.cross_entropy(Logits(rows), tensor(labels));
+
+    void ITrainableClassifier<EncodedText>.BeforeValidation()
+    {
+    }
 
     private static JsonObject? ReadSettings(string folder)
     {
