@@ -19,7 +19,7 @@ internal static class TrainCommand
     private sealed record Settings(
         string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
-        bool Json, bool Baseline);
+        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate);
 
     public static Command Create()
     {
@@ -30,8 +30,12 @@ internal static class TrainCommand
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
         var model = new Option<string>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}).", DefaultValueFactory = _ => Builtin.BuiltinModels.DefaultName };
-        var kind = new Option<string?>("--kind") { Description = "encoder or decoder (default: from the model's family)." };
-        kind.AcceptOnlyFromAmong("encoder", "decoder");
+        var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt) or encoder-prompt (an encoder's masked-LM head scoring label words at a mask)." };
+        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt");
+        var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\"" };
+        var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
+        var shots = new Option<int>("--shots") { Description = "Prompt strategies: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
+        var calibrate = new Option<bool>("--calibrate") { Description = "Prompt strategies: contextual calibration against a content-free input." };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training data.", DefaultValueFactory = _ => 3 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per batch.", DefaultValueFactory = _ => 32 };
         var learningRate = new Option<double>("--learning-rate") { Description = "Peak learning rate of AdamW.", DefaultValueFactory = _ => 5e-5 };
@@ -44,6 +48,7 @@ internal static class TrainCommand
         var command = new Command("train", "Fine-tune a transformer classifier on a TSV/CSV file and save an ML.NET model.")
         {
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
+            template, labelWords, shots, calibrate,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -63,7 +68,7 @@ internal static class TrainCommand
             trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
             parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind), parse.GetValue(epochs), parse.GetValue(batchSize),
             parse.GetValue(learningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
-            !parse.GetValue(noBaseline)), cancellation));
+            !parse.GetValue(noBaseline), parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate)), cancellation));
         });
         return command;
     }
@@ -111,7 +116,8 @@ internal static class TrainCommand
             var folder = ModelArgument.Resolve(s.Model);
             var family = TransformerConfig.FromFolder(folder).Family;
             var kind = s.Kind is null ? (family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder)
-                : s.Kind == "decoder" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
+                : s.Kind is "decoder" or "prompt" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
+            var strategy = s.Kind is "prompt" or "encoder-prompt" ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
             var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             if (validation is not null)
             {
@@ -147,7 +153,7 @@ internal static class TrainCommand
 
                         bar.Description = Markup.Escape(line);
                     });
-                    var options = new EncoderOrDecoder(kind).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), progress, cancellation);
+                    var options = new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), progress, cancellation);
                     var trainer = kind == ClassifierKind.Decoder
                         ? ml.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)options)
                         : ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options);
@@ -248,7 +254,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Builds the options object of the trainer that matches the kind.</summary>
-    private readonly record struct EncoderOrDecoder(ClassifierKind Kind)
+    private readonly record struct EncoderOrDecoder(ClassifierKind Kind, ClassificationStrategy Strategy)
     {
         public TransformerClassifierOptions Options(Settings s, string keyColumn, string folder, IDataView? validation, IProgress<TrainingProgress> progress, CancellationToken cancellation)
         {
@@ -265,6 +271,11 @@ internal static class TrainCommand
             options.ValidationSet = validation;
             options.Progress = progress;
             options.CancellationToken = cancellation;
+            options.Strategy = Strategy;
+            options.PromptTemplate = s.Template;
+            options.LabelWords = s.LabelWords;
+            options.Shots = s.Shots;
+            options.Calibrate = s.Calibrate;
             return options;
         }
     }

@@ -6,8 +6,23 @@ using MLNetTransformerExtensions.MLNet.Internal;
 using MLNetTransformerExtensions.Training;
 
 [assembly: TextClassifierKind(TransformerTextClassifier.Kind, typeof(TransformerTextClassifierLoader))]
+[assembly: TextClassifierKind(PromptTextClassifier.Kind, typeof(PromptTextClassifierLoader))]
 
 namespace MLNetTransformerExtensions.MLNet;
+
+/// <summary>How a transformer turns its final hidden states into classes.</summary>
+public enum ClassificationStrategy
+{
+    /// <summary>A classification head (HuggingFace's <c>*ForSequenceClassification</c>) on the first token (encoders) or the last real token (decoders).</summary>
+    Head,
+
+    /// <summary>
+    /// A prompt and one label word per class, scored by the language-model head: GPT-2's next-token head after
+    /// <c>Review: {text} Sentiment:</c>, or an encoder's masked-LM head at the mask of <c>{text} It was {mask}.</c>.
+    /// Works zero-shot (0 epochs), few-shot (<see cref="TransformerClassifierOptions.Shots"/>) or fine-tuned on the label words.
+    /// </summary>
+    Prompt,
+}
 
 /// <summary>Options of the transformer trainers: columns (from <see cref="TextClassificationOptions"/>), the model, and fine-tuning.</summary>
 public abstract class TransformerClassifierOptions : TextClassificationOptions
@@ -42,6 +57,28 @@ public abstract class TransformerClassifierOptions : TextClassificationOptions
 
     /// <summary>With a <see cref="TextClassificationOptions.ValidationSet"/>: stop after this many epochs without a better validation accuracy, and keep the best epoch.</summary>
     public int? EarlyStoppingPatience;
+
+    /// <summary>Head (default) or prompt-based classification.</summary>
+    public ClassificationStrategy Strategy = ClassificationStrategy.Head;
+
+    /// <summary>Prompt strategy: the template, with <c>{text}</c> (and <c>{text2}</c> for pairs; <c>{mask}</c> for encoders). Null: a sentiment default.</summary>
+    public string? PromptTemplate;
+
+    /// <summary>
+    /// Prompt strategy: one label word per class, as <c>"positive= positive,negative= negative"</c> (class=word; a
+    /// leading space matters for GPT-2 and RoBERTa vocabularies). Null: derived from the class names (negative/positive
+    /// style names and Boolean labels map to sentiment words; other names are used as they are).
+    /// </summary>
+    public string? LabelWords;
+
+    /// <summary>Prompt strategy: demonstrations per class prepended to every prompt (chosen from the training data, seeded, balanced).</summary>
+    public int Shots;
+
+    /// <summary>Prompt strategy: contextual calibration, dividing label-word probabilities by those of a content-free input.</summary>
+    public bool Calibrate;
+
+    /// <summary>Prompt strategy: average rather than sum the log-probabilities of multi-token label words.</summary>
+    public bool LengthNormalizedLabelWords;
 
     /// <summary>Where and how hub ids are downloaded; null reads huggingface_hub's environment variables (HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN).</summary>
     public HubOptions? Hub;
@@ -232,6 +269,21 @@ public static class TransformerClassifierCatalog
 
         var fineTuning = options.ToFineTuning();
         fineTuning.Validate();
+        if (options.Strategy == ClassificationStrategy.Prompt)
+        {
+            if (options.Shots < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), options.Shots, "Shots must be 0 or more.");
+            }
+
+            if (options.PromptTemplate is not null)
+            {
+                Training.PromptTemplate.Parse(options.PromptTemplate);
+            }
+
+            return new TextClassificationEstimator(env, task, options, new PromptTrainer(options, kind, fineTuning), PromptTextClassifier.Kind);
+        }
+
         return new TextClassificationEstimator(env, task, options, new FineTuningTrainer(options.ModelPath, options.Hub, kind, fineTuning), TransformerTextClassifier.Kind);
     }
 }
@@ -279,5 +331,57 @@ internal sealed class FineTuningTrainer(string modelPath, HubOptions? hub, Class
         }
 
         return new TransformerTextClassifier(classifier);
+    }
+}
+
+/// <summary>The ML.NET face of a <see cref="PromptClassifier"/>.</summary>
+internal sealed class PromptTextClassifier(PromptClassifier inner) : ITextClassifier
+{
+    /// <summary>Stored in model files to find the loader: never rename.</summary>
+    public const string Kind = "transformer-prompt";
+
+    public int ClassCount => inner.Labels.Count;
+
+    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts) =>
+        inner.PredictProbabilities(texts, secondTexts, Math.Max(1, texts.Count));
+
+    public void SaveTo(string folder) => inner.Save(folder);
+
+    public void Dispose() => inner.Dispose();
+}
+
+/// <summary>Restores a <see cref="PromptTextClassifier"/> from the folder stored in a model file.</summary>
+internal sealed class PromptTextClassifierLoader : ITextClassifierLoader
+{
+    public ITextClassifier Load(string folder) => new PromptTextClassifier(PromptClassifier.Load(folder));
+}
+
+/// <summary>Builds a prompt classifier for the classes the estimator found, and fine-tunes it (or not, with 0 epochs).</summary>
+internal sealed class PromptTrainer(TransformerClassifierOptions settings, ClassifierKind kind, FineTuningOptions options) : ITextClassifierTrainer
+{
+    public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context)
+    {
+        var folder = ModelLocator.Resolve(settings.ModelPath, settings.Hub, cancellationToken: context.CancellationToken);
+        var prompt = new PromptOptions
+        {
+            Template = settings.PromptTemplate ?? (settings.SecondTextColumnName is null ? null : Training.PromptTemplate.DefaultFor(kind, pairs: true)),
+            LabelWords = settings.LabelWords is null ? null : Verbalizer.Parse(settings.LabelWords, classNames),
+            Shots = settings.Shots,
+            Calibrate = settings.Calibrate,
+            LengthNormalized = settings.LengthNormalizedLabelWords,
+        };
+        var classifier = PromptClassifier.FromPretrained(folder, classNames, kind, prompt, options.MaxLength, context.Seed, out var report);
+        context.Log(report?.ToString() ?? $"'{folder}' has no weights: training from scratch.");
+        try
+        {
+            FineTuner.Train(classifier, training, validation, options with { Seed = context.Seed }, context.Progress, context.CancellationToken);
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+
+        return new PromptTextClassifier(classifier);
     }
 }

@@ -130,7 +130,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         options ??= new PromptOptions();
         options.Validate();
         var config = TransformerConfig.FromFolder(folder);
-        CheckKind(config, kind, folder);
+        TextClassifier.CheckKind(config, kind, folder, prompt: true);
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         manual_seed(seed);
         var model = TransformerModels.CreateForLanguageModeling(config.WithLabels(labels));
@@ -142,7 +142,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 CheckHead(model, report);
             }
 
-            var classifier = new PromptClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer, config), options);
+            var classifier = new PromptClassifier(model, tokenizer, kind, TextClassifier.ResolveMaxLength(maxLength, tokenizer), options);
             classifier.Recalibrate();
             return classifier;
         }
@@ -170,7 +170,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         }
 
         var kind = Enum.Parse<ClassifierKind>(settings["kind"]!.GetValue<string>(), ignoreCase: true);
-        CheckKind(config, kind, folder);
+        TextClassifier.CheckKind(config, kind, folder, prompt: true);
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         var model = TransformerModels.CreateForLanguageModeling(config);
         try
@@ -193,7 +193,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 ContentFreeText = prompt["content_free_text"]?.GetValue<string>() ?? "N/A",
                 DemonstrationSeparator = prompt["demonstration_separator"]?.GetValue<string>() ?? "\n",
             };
-            var classifier = new PromptClassifier(model, tokenizer, kind, ResolveMaxLength(settings["max_length"]?.GetValue<int>(), tokenizer, config), options);
+            var classifier = new PromptClassifier(model, tokenizer, kind, TextClassifier.ResolveMaxLength(settings["max_length"]?.GetValue<int>(), tokenizer), options);
             var demonstrations = prompt["demonstrations"]?.AsArray().Select(d => new Demonstration(
                 d!["text"]!.GetValue<string>(), d["text2"]?.GetValue<string>(), d["label"]!.GetValue<int>())).ToList() ?? [];
             classifier.UseDemonstrations(demonstrations);
@@ -598,16 +598,6 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
     private static int SaturatingSubtract(int value, int amount) => value == int.MaxValue ? value : value - amount;
 
-    private static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder)
-    {
-        var isDecoder = config.Family == ModelFamily.Gpt2;
-        if (isDecoder != (kind == ClassifierKind.Decoder))
-        {
-            throw new InvalidDataException(
-                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but a {kind.ToString().ToLowerInvariant()} prompt classifier was asked for; use {nameof(ClassifierKind)}.{(isDecoder ? nameof(ClassifierKind.Decoder) : nameof(ClassifierKind.Encoder))} for this model.");
-        }
-    }
-
     /// <summary>An encoder's masked-LM head must come from the checkpoint: a fresh one would score the label words at random.</summary>
     private static void CheckHead(LanguageModel model, LoadReport report)
     {
@@ -620,17 +610,6 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 $"The checkpoint {report.Source} has no masked-LM head, which the encoder prompt strategy scores label words with: {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} missing. " +
                 "It is probably a fine-tuned classifier or a bare encoder; use a pretraining checkpoint that keeps its masked-LM head (as published, e.g. bert-base-uncased, roberta-base, distilbert-base-uncased), or the classification-head strategy.");
         }
-    }
-
-    private static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer, TransformerConfig config)
-    {
-        var limit = tokenizer.ModelMaxLength;
-        if (requested is int n && (n > limit || n < 2))
-        {
-            throw new ArgumentOutOfRangeException(nameof(requested), n, $"The maximum length {n} must be between 2 and what the model can take ({limit} tokens, from its {config.MaxPositions} positions).");
-        }
-
-        return requested ?? limit;
     }
 
     private static string HuggingFaceClassName(ModelFamily family) => family switch

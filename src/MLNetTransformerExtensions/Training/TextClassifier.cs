@@ -178,21 +178,28 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject : null;
     }
 
-    private static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer)
+    internal static int ResolveMaxLength(int? requested, TransformerTokenizer tokenizer)
     {
         // A longer request than the position table allows is capped: inputs are truncated to what the model can read.
         var limit = tokenizer.ModelMaxLength;
         return Math.Min(requested ?? limit, limit);
     }
 
-    private static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder)
+    internal static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder, bool prompt = false)
     {
         var isDecoder = config.Family == ModelFamily.Gpt2;
         if (isDecoder != (kind == ClassifierKind.Decoder))
         {
+            var advice = (isDecoder, prompt) switch
+            {
+                (true, false) => "DecoderClassifier / --kind decoder",
+                (true, true) => "DecoderClassifier with the prompt strategy / --kind prompt",
+                (false, false) => "EncoderClassifier / --kind encoder",
+                _ => "EncoderClassifier with the prompt strategy / --kind encoder-prompt",
+            };
             throw new InvalidDataException(
-                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but {(kind == ClassifierKind.Decoder ? "a decoder" : "an encoder")} classifier was asked for. " +
-                $"Use {(isDecoder ? "DecoderClassifier / --kind decoder" : "EncoderClassifier / --kind encoder")} for this model.");
+                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but {(kind == ClassifierKind.Decoder ? "a decoder" : "an encoder")} {(prompt ? "prompt " : string.Empty)}classifier was asked for. " +
+                $"Use {advice} for this model.");
         }
     }
 }

@@ -115,3 +115,67 @@ public sealed class TransformerClassifierCatalogTests
         StringAssert.Contains(error.Message, "DecoderClassifier");
     }
 }
+
+/// <summary>The prompt strategy through ML.NET: zero-shot scoring, fine-tuning, save and load.</summary>
+[TestClass]
+public sealed class PromptStrategyCatalogTests
+{
+    [TestMethod]
+    public void APromptClassifierWorksZeroShotAndRoundTripsThroughAModelFile()
+    {
+        var (texts, labels) = SyntheticReviews.Binary(40, seed: 51);
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(texts.Select((t, i) => new TransformerClassifierCatalogTests.BinaryReview { Text = t, Label = labels[i] == 1 }));
+        var trainer = ml.BinaryClassification.Trainers.DecoderClassifier(new DecoderClassifierOptions
+        {
+            ModelPath = TestPaths.Fixtures("hf-tiny-lm", "gpt2"),
+            Strategy = ClassificationStrategy.Prompt,
+            PromptTemplate = "Review: {text} Sentiment:",
+            LabelWords = "False= negative,True= positive",
+            NumberOfEpochs = 0,
+            Calibrate = true,
+        });
+        var model = trainer.Fit(data);
+        var metrics = ml.BinaryClassification.Evaluate(model.Transform(data));
+        Assert.AreEqual(40, metrics.ConfusionMatrix.Counts.Sum(r => r.Sum()));
+
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var zip = Path.Combine(work, "prompt.zip");
+            ml.Model.Save(model, data.Schema, zip);
+            var loaded = new MLContext(seed: 9).Model.Load(zip, out _);
+            float[] Probabilities(ITransformer m) => ml.Data.CreateEnumerable<BinaryOutput>(m.Transform(data), reuseRowObject: false).Select(o => o.Probability).ToArray();
+            CollectionAssert.AreEqual(Probabilities(model), Probabilities(loaded));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void AnEncoderPromptLearnsOnTheMulticlassCatalog()
+    {
+        var (texts, labels) = SyntheticReviews.Binary(160, seed: 52);
+        var ml = new MLContext(seed: 2);
+        var data = ml.Data.LoadFromEnumerable(texts.Select((t, i) => new TransformerClassifierCatalogTests.Review { Text = t, Label = labels[i] == 1 ? "positive" : "negative" }));
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.EncoderClassifier(new EncoderClassifierOptions
+        {
+            ModelPath = TestPaths.Fixtures("hf-tiny-lm", "distilbert"),
+            Strategy = ClassificationStrategy.Prompt,
+            LabelWords = "positive=good,negative=bad",
+            NumberOfEpochs = 20,
+            BatchSize = 16,
+            LearningRate = 1e-3,
+            MaximumLength = 32,
+        }));
+        var metrics = ml.MulticlassClassification.Evaluate(pipeline.Fit(data).Transform(data));
+        Assert.IsTrue(metrics.MicroAccuracy >= 0.9, $"training accuracy {metrics.MicroAccuracy:P1}");
+    }
+
+    public sealed class BinaryOutput
+    {
+        public float Probability { get; set; }
+    }
+}
