@@ -21,6 +21,13 @@ internal static class TrainCommand
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
         bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate);
 
+    private const int DefaultEpochs = 3;
+    private const double DefaultLearningRate = 5e-5;
+
+    // Measured on the project's sentiment set: all-MiniLM-L6-v2 reaches 85.7 % with these, 81.5 % with 3 × 5e-5.
+    private const int SmallModelEpochs = 4;
+    private const double SmallModelLearningRate = 1e-4;
+
     public static Command Create()
     {
         var data = new Option<string?>("--data") { Description = "Training data: a TSV or CSV file with a header row (default: the project's sentiment dataset, datasets/sentiment, with its test split)." };
@@ -36,9 +43,9 @@ internal static class TrainCommand
         var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
         var shots = new Option<int>("--shots") { Description = "Prompt strategies: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
         var calibrate = new Option<bool>("--calibrate") { Description = "Prompt strategies: contextual calibration against a content-free input." };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the training data.", DefaultValueFactory = _ => 3 };
+        var epochs = new Option<int?>("--epochs") { Description = $"Passes over the training data (default {DefaultEpochs}; {SmallModelEpochs} for the built-in models)." };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per batch.", DefaultValueFactory = _ => 32 };
-        var learningRate = new Option<double>("--learning-rate") { Description = "Peak learning rate of AdamW.", DefaultValueFactory = _ => 5e-5 };
+        var learningRate = new Option<double?>("--learning-rate") { Description = $"Peak learning rate of AdamW (default {DefaultLearningRate:0e0}; {SmallModelLearningRate:0e0} for the built-in models, which are small)." };
         var maxLength = new Option<int?>("--max-length") { Description = "Longest input in tokens (default 128, capped by the model)." };
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed gives the same model.", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output") { Description = "Where to write the ML.NET model file.", DefaultValueFactory = _ => "model.zip" };
@@ -66,8 +73,9 @@ internal static class TrainCommand
 
             return Task.FromResult(Run(new Settings(
             trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
-            parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind), parse.GetValue(epochs), parse.GetValue(batchSize),
-            parse.GetValue(learningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
+            parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind),
+            parse.GetValue(epochs) ?? (Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model)) ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
+            parse.GetValue(learningRate) ?? (Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model)) ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
             !parse.GetValue(noBaseline), parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate)), cancellation));
         });
         return command;
