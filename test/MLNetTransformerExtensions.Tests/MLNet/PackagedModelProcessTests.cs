@@ -15,65 +15,15 @@ public sealed class PackagedModelProcessTests
     [Timeout(900_000, CooperativeCancellation = true)]
     public void AModelSavedInOneProcessLoadsInAnother()
     {
-        var root = TestPaths.RepositoryRoot();
-        var work = TestPaths.NewTempDirectory();
-        var feed = Path.Combine(work, "feed");
-        var app = Path.Combine(work, "app");
-        Directory.CreateDirectory(app);
-        var version = "0.0.0-model." + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture);
-        try
-        {
-            var project = Path.Combine(root, "src", "MLNetTransformerExtensions", "MLNetTransformerExtensions.csproj");
-            var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
-            Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
+        using var app = Packaging.PackagedApp.Build(ConsumerProgram);
+        var model = Path.Combine(app.Folder, "model.zip");
+        var train = app.Run($"train \"{model}\"");
+        Assert.AreEqual(0, train.ExitCode, train.StdOut + train.StdErr);
+        var load = app.Run($"load \"{model}\"");
+        Assert.AreEqual(0, load.ExitCode, load.StdOut + load.StdErr);
 
-            File.WriteAllText(Path.Combine(app, "NuGet.config"), $"""
-                <?xml version="1.0" encoding="utf-8"?>
-                <configuration>
-                  <packageSources>
-                    <add key="local-test-feed" value="{feed}" />
-                  </packageSources>
-                </configuration>
-                """);
-            File.WriteAllText(Path.Combine(app, "app.csproj"), $"""
-                <Project Sdk="Microsoft.NET.Sdk">
-                  <PropertyGroup>
-                    <OutputType>Exe</OutputType>
-                    <TargetFramework>net10.0</TargetFramework>
-                    <Nullable>enable</Nullable>
-                    <ImplicitUsings>enable</ImplicitUsings>
-                  </PropertyGroup>
-                  <ItemGroup>
-                    <PackageReference Include="MLNetTransformerExtensions" Version="{version}" />
-                  </ItemGroup>
-                </Project>
-                """);
-            File.WriteAllText(Path.Combine(app, "Program.cs"), ConsumerProgram);
-
-            var env = new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" };
-            var build = TestPaths.Run("dotnet", "build -c Release -v q", app, TimeSpan.FromMinutes(8), env);
-            Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
-
-            var model = Path.Combine(work, "model.zip");
-            var train = TestPaths.Run("dotnet", $"run -c Release --no-build -- train \"{model}\"", app, TimeSpan.FromMinutes(2), env);
-            Assert.AreEqual(0, train.ExitCode, train.StdOut + train.StdErr);
-            var load = TestPaths.Run("dotnet", $"run -c Release --no-build -- load \"{model}\"", app, TimeSpan.FromMinutes(2), env);
-            Assert.AreEqual(0, load.ExitCode, load.StdOut + load.StdErr);
-
-            StringAssert.Contains(train.StdOut, "predictions: cat dog cat bird");
-            Assert.AreEqual(train.StdOut.Trim(), load.StdOut.Trim(), "the loaded model must score exactly as the trained one");
-        }
-        finally
-        {
-            Directory.Delete(work, recursive: true);
-            var cached = Path.Combine(Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-                ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
-                "mlnettransformerextensions", version);
-            if (Directory.Exists(cached))
-            {
-                Directory.Delete(cached, recursive: true);
-            }
-        }
+        StringAssert.Contains(train.StdOut, "predictions: cat dog cat bird");
+        Assert.AreEqual(train.StdOut.Trim(), load.StdOut.Trim(), "the loaded model must score exactly as the trained one");
     }
 
     // A keyword classifier of the application's own, registered as a kind in the application's assembly.

@@ -1,0 +1,96 @@
+using System.Globalization;
+
+namespace MLNetTransformerExtensions.Tests.Packaging;
+
+/// <summary>
+/// A throwaway console application that references the library as a packed NuGet package, as a user's would. The
+/// library is packed once per test run, with a version of its own so the NuGet cache never serves an older pack.
+/// </summary>
+public sealed class PackagedApp : IDisposable
+{
+    private static readonly Lazy<(string Feed, string Version)> Packed = new(Pack);
+    private static readonly Dictionary<string, string> Environment = new() { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" };
+
+    private PackagedApp(string folder) => Folder = folder;
+
+    public string Folder { get; }
+
+    public static string Feed => Packed.Value.Feed;
+
+    public static string Version => Packed.Value.Version;
+
+    /// <summary>Writes and builds an app with the given Program.cs that references the packed library.</summary>
+    public static PackagedApp Build(string program)
+    {
+        var folder = TestPaths.NewTempDirectory();
+        var app = new PackagedApp(folder);
+        File.WriteAllText(Path.Combine(folder, "NuGet.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="local-test-feed" value="{Feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(folder, "app.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="MLNetTransformerExtensions" Version="{Version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(folder, "Program.cs"), program);
+        var build = TestPaths.Run("dotnet", "build -c Release -v q", folder, TimeSpan.FromMinutes(8), Environment);
+        Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
+        return app;
+    }
+
+    /// <summary>Runs the built app with arguments.</summary>
+    public (int ExitCode, string StdOut, string StdErr) Run(string arguments = "") =>
+        TestPaths.Run("dotnet", $"run -c Release --no-build -- {arguments}", Folder, TimeSpan.FromMinutes(3), Environment);
+
+    public void Dispose() => Directory.Delete(Folder, recursive: true);
+
+    /// <summary>Removes the packed package from the feed and the NuGet cache (called once, after all tests).</summary>
+    public static void RemovePackFromTheNuGetCache()
+    {
+        if (!Packed.IsValueCreated)
+        {
+            return;
+        }
+
+        Directory.Delete(Path.GetDirectoryName(Feed)!, recursive: true);
+        var cached = Path.Combine(System.Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+            ?? Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
+            "mlnettransformerextensions", Version);
+        if (Directory.Exists(cached))
+        {
+            Directory.Delete(cached, recursive: true);
+        }
+    }
+
+    private static (string, string) Pack()
+    {
+        var root = TestPaths.RepositoryRoot();
+        var feed = Path.Combine(TestPaths.NewTempDirectory(), "feed");
+        var version = "0.0.0-test." + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture);
+        var project = Path.Combine(root, "src", "MLNetTransformerExtensions", "MLNetTransformerExtensions.csproj");
+        var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
+        Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
+        return (feed, version);
+    }
+}
+
+/// <summary>Runs after the whole suite.</summary>
+[TestClass]
+public static class PackagingCleanup
+{
+    [AssemblyCleanup]
+    public static void Cleanup() => PackagedApp.RemovePackFromTheNuGetCache();
+}
