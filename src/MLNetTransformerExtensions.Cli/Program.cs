@@ -7,4 +7,5 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(VocabCommand.Create());
 return root.Parse(args).Invoke();
