@@ -118,8 +118,8 @@ public sealed class PromptTemplateTests
     [TestMethod]
     public void TheKindMustMatchTheModel()
     {
-        AssertRefused<InvalidDataException>(() => Create("gpt2", ClassifierKind.Encoder, null, null), "Gpt2 decoder", "ClassifierKind.Decoder");
-        AssertRefused<InvalidDataException>(() => Create("bert", ClassifierKind.Decoder, null, null), "Bert encoder", "ClassifierKind.Encoder");
+        AssertRefused<InvalidDataException>(() => Create("gpt2", ClassifierKind.Encoder, null, null), "Gpt2 decoder", "--kind prompt");
+        AssertRefused<InvalidDataException>(() => Create("bert", ClassifierKind.Decoder, null, null), "Bert encoder", "--kind encoder-prompt");
     }
 
     [TestMethod]
