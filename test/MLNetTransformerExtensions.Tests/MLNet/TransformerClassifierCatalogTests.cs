@@ -179,3 +179,52 @@ public sealed class PromptStrategyCatalogTests
         public float Probability { get; set; }
     }
 }
+
+/// <summary>Scoring a long stream of rows through the real model holds one batch at a time.</summary>
+[TestClass]
+public sealed class StreamingTransformTests
+{
+    private static IEnumerable<TransformerClassifierCatalogTests.BinaryReview> Rows(int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            yield return new TransformerClassifierCatalogTests.BinaryReview { Text = $"review number {i} was {(i % 2 == 0 ? "great" : "awful")} .", Label = i % 2 == 0 };
+        }
+    }
+
+    [TestMethod]
+    public void TransformingManyRowsDoesNotGrowMemory()
+    {
+        var ml = new MLContext(seed: 1);
+        var model = ml.BinaryClassification.Trainers.EncoderClassifier(modelPath: TestPaths.Fixtures("hf-tiny", "bert"), numberOfEpochs: 0, batchSize: 64)
+            .Fit(ml.Data.LoadFromEnumerable(Rows(8)));
+
+        long Pass(int rows)
+        {
+            var scored = model.Transform(ml.Data.LoadFromEnumerable(Rows(rows)));
+            using var cursor = scored.GetRowCursor(scored.Schema);
+            var probability = cursor.GetGetter<float>(scored.Schema["Probability"]);
+            float value = 0;
+            long seen = 0;
+            while (cursor.MoveNext())
+            {
+                probability(ref value);
+                seen++;
+            }
+
+            return seen;
+        }
+
+        Pass(256);
+        var tensorsBefore = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var managedBefore = GC.GetTotalMemory(forceFullCollection: true);
+        Assert.AreEqual(6000, Pass(6000));
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var managedGrowth = GC.GetTotalMemory(forceFullCollection: true) - managedBefore;
+        Assert.AreEqual(tensorsBefore, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, "live tensors grew while streaming");
+        Assert.IsTrue(managedGrowth < 8 * 1024 * 1024, $"managed memory grew by {managedGrowth / 1024} KiB over 6000 rows");
+    }
+}
