@@ -182,6 +182,14 @@ internal static class PretrainingCheckpoint
                 $"the training state cannot be read ({e.Message}). The checkpoint is damaged: restore it, or start again without resuming in a new output folder.", e);
         }
 
+        foreach (var needed in new[] { CheckpointFiles.SafeTensorsName, OptimizerFile, "config.json" })
+        {
+            if (!state.Files.ContainsKey(needed))
+            {
+                throw new CheckpointException(statePath, null, $"the training state lists no {needed}. The checkpoint is damaged: restore it, or start again without resuming in a new output folder.");
+            }
+        }
+
         foreach (var (name, hash) in state.Files)
         {
             var path = Path.Combine(folder, name);

@@ -79,6 +79,26 @@ public sealed class PretrainerTests
     }
 
     [TestMethod]
+    public void EpochsSetTheLengthAndValidationFilesReplaceTheHeldOutSequences()
+    {
+        using var workspace = new PretrainingWorkspace();
+        var options = PretrainingWorkspace.Options(PretrainingKind.Decoder) with { Steps = null, Epochs = 2 };
+        using var heldOut = Pretrainer.Train(workspace.Files, workspace.Output("held-out"), options);
+        var validation = workspace.Write("validation.txt", Tokenization.Training.TrainingCorpus.Paragraphs(100, 3));
+        using var separate = Pretrainer.Train(workspace.Files, workspace.Output("separate"), options with { ValidationFiles = [validation] });
+
+        var sequences = heldOut.TrainingSequences!.Value;
+        Assert.AreEqual(2 * (int)Math.Ceiling(sequences / 8.0), heldOut.Steps, "two passes of batches of 8");
+        Assert.AreEqual(2, heldOut.Epochs);
+        var all = separate.TrainingSequences!.Value;
+        Assert.AreEqual(all - (all / 10), sequences, "every 10th sequence is held out");
+        Assert.AreEqual(all / 10, heldOut.ValidationSequences);
+        Assert.IsGreaterThan(0, separate.ValidationSequences);
+        Assert.IsLessThan(all / 10, separate.ValidationSequences, "the validation file is shorter than the held-out text");
+        StringAssert.Contains(File.ReadAllText(Path.Combine(separate.OutputFolder, "README.md")), "Validation files: `validation.txt`");
+    }
+
+    [TestMethod]
     public void ResumingAFinishedRunExportsTheSameModelAgain()
     {
         using var workspace = new PretrainingWorkspace();
