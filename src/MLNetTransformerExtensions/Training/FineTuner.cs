@@ -82,7 +82,7 @@ public static class FineTuner
         var warmupSteps = (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
         manual_seed(options.Seed);
-        using var optimizer = CreateOptimizer(model, options);
+        using var optimizer = CreateOptimizer(model, options.LearningRate, options.WeightDecay);
         Dictionary<string, Tensor>? best = null;
         var bestEpoch = 0;
         var bestAccuracy = double.NegativeInfinity;
@@ -255,11 +255,14 @@ public static class FineTuner
         return [.. shuffled];
     }
 
-    /// <summary>AdamW with two groups: decayed weights, and biases plus LayerNorm weights without decay.</summary>
-    private static AdamW CreateOptimizer(nn.Module model, FineTuningOptions options)
+    /// <summary>
+    /// The trainable parameters split as AdamW's two groups: weights that decay, and biases plus LayerNorm weights that
+    /// do not. <see cref="CreateOptimizer"/> keeps this order, so its state list lines up with these names.
+    /// </summary>
+    internal static (List<(string Name, Parameter Parameter)> Decay, List<(string Name, Parameter Parameter)> NoDecay) ParameterGroups(nn.Module model)
     {
-        var decay = new List<Parameter>();
-        var noDecay = new List<Parameter>();
+        var decay = new List<(string, Parameter)>();
+        var noDecay = new List<(string, Parameter)>();
         foreach (var (name, parameter) in model.named_parameters())
         {
             if (!parameter.requires_grad)
@@ -269,14 +272,21 @@ public static class FineTuner
 
             var isNorm = name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal)
                 || name.Contains("ln_", StringComparison.Ordinal);
-            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add(parameter);
+            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add((name, parameter));
         }
 
+        return (decay, noDecay);
+    }
+
+    /// <summary>AdamW with two groups: decayed weights, and biases plus LayerNorm weights without decay.</summary>
+    internal static AdamW CreateOptimizer(nn.Module model, double learningRate, double weightDecay)
+    {
+        var (decay, noDecay) = ParameterGroups(model);
         return optim.AdamW(
         [
-            new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay, false, false),
-            new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
-        ], options.LearningRate);
+            new AdamW.ParamGroup(decay.Select(p => p.Parameter).ToList(), learningRate, 0.9, 0.999, 1e-8, weightDecay, false, false),
+            new AdamW.ParamGroup(noDecay.Select(p => p.Parameter).ToList(), learningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
+        ], learningRate);
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module model)
