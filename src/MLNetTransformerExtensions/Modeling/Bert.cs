@@ -365,6 +365,18 @@ public sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
     /// <param name="hidden">(..., H).</param>
     /// <returns>(..., vocab).</returns>
     public override Tensor forward(Tensor hidden) => nn.functional.linear(transform.call(hidden), decoderWeight, bias);
+
+    /// <summary>Releases this handle on the shared embedding matrix (the embedding keeps its own).</summary>
+    /// <param name="disposing">Whether managed resources are released.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            decoderWeight.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>dense → activation → LayerNorm, as BertPredictionHeadTransform.</summary>

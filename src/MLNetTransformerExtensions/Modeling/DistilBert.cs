@@ -31,6 +31,7 @@ public sealed class DistilBertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
     public void UseSinusoidalPositions()
     {
         using var _ = no_grad();
+        using var scope = NewDisposeScope();
         var table = position_embeddings.weight!;
         var (positions, dim) = (table.shape[0], table.shape[1]);
         // angle[p, j] = p / 10000^(2*(j//2)/dim); even columns sin, odd columns cos.
@@ -308,5 +309,17 @@ public sealed class DistilBertForMaskedLM : LanguageModel
         }
 
         public override Tensor forward(Tensor hidden) => nn.functional.linear(hidden, weightSource, bias);
+
+        /// <summary>Releases this handle on the shared embedding matrix (the embedding keeps its own).</summary>
+        /// <param name="disposing">Whether managed resources are released.</param>
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                weightSource.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }

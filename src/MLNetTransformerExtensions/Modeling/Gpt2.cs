@@ -153,6 +153,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor, Tensor>
     public void ScaleResidualProjections(TransformerConfig config)
     {
         using var _ = no_grad();
+        using var scope = NewDisposeScope();
         foreach (var (name, parameter) in named_parameters())
         {
             if (name.EndsWith("c_proj.weight", StringComparison.Ordinal))

@@ -88,6 +88,18 @@ public sealed class RobertaLMHead : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden) =>
         // RobertaLMHead hard-codes the exact GELU, whatever hidden_act says.
         nn.functional.linear(layer_norm.call(nn.functional.gelu(dense.call(hidden))), decoderWeight, bias);
+
+    /// <summary>Releases this handle on the shared embedding matrix (the embedding keeps its own).</summary>
+    /// <param name="disposing">Whether managed resources are released.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            decoderWeight.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>RoBERTa body plus its masked-LM head, as RobertaForMaskedLM.</summary>

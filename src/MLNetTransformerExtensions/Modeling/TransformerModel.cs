@@ -162,6 +162,7 @@ internal static class Layers
     public static void InitializeWeights(nn.Module root, TransformerConfig config)
     {
         using var _ = no_grad();
+        using var scope = NewDisposeScope(); // views such as a padding row are temporaries
         foreach (var (name, module) in root.named_modules())
         {
             switch (module)

@@ -68,3 +68,28 @@ public sealed class ConfigTests
         StringAssert.Contains(error.Message, "t5");
     }
 }
+
+/// <summary>Building and disposing a model leaves no tensor behind.</summary>
+[TestClass]
+public sealed class ModelLifetimeTests
+{
+    [TestMethod]
+    [DataRow("hf-tiny", "bert")]
+    [DataRow("hf-tiny", "distilbert")]
+    [DataRow("hf-tiny-lm", "roberta")]
+    [DataRow("hf-tiny-lm", "gpt2")]
+    public void CreatingAndDisposingModelsLeavesNoTensors(string set, string family)
+    {
+        var config = TransformerConfig.FromFolder(TestPaths.Fixtures(set, family));
+        TransformerModels.CreateForSequenceClassification(config).Dispose();
+        TransformerModels.CreateForLanguageModeling(config).Dispose();
+        var before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (var i = 0; i < 3; i++)
+        {
+            TransformerModels.CreateForSequenceClassification(config).Dispose();
+            TransformerModels.CreateForLanguageModeling(config).Dispose();
+        }
+
+        Assert.AreEqual(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+}
