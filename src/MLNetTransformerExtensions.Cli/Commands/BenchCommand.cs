@@ -21,6 +21,9 @@ namespace MLNetTransformerExtensions.Cli.Commands;
 /// </summary>
 internal static class BenchCommand
 {
+    /// <summary>Above this share of CPU time taken by other processes, a run is flagged as noisy.</summary>
+    private const double NoisyContentionPercent = 5;
+
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "bert-mini, gpt2-mini, or a model folder or hub id (its config.json; weights are not loaded, they do not change the timings).", DefaultValueFactory = _ => "bert-mini" };
@@ -73,17 +76,20 @@ internal static class BenchCommand
             var forwardFlops = ModelBenchmark.ForwardFlopsPerSequence(config, settings.SequenceLength);
 
             stderr.WriteLine($"bench {settings.Config}: {settings.BatchSize} × {settings.SequenceLength} tokens, {get_num_threads()} threads, {settings.Warmup} warm-up + {settings.Steps} timed steps");
-            var loadAverage = LoadAverage();
             // The ceiling is measured before and after the model steps and the better one kept: another process slowing
             // one of them should not make the ceiling look lower (and the utilisation higher) than the machine allows.
             stderr.WriteLine($"  fp32 matmul ceiling ({settings.MatmulSize}×{settings.MatmulSize})...");
             var matmulBefore = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
             stderr.WriteLine("  inference...");
+            var cpu = CpuShare.Start();
             var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
             var afterInference = ProcessMemory.Read();
+            var inferenceContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  training...");
+            cpu = CpuShare.Start();
             var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
             var afterTraining = ProcessMemory.Read();
+            var trainingContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  fp32 matmul ceiling again...");
             var matmulAfter = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
             TokenizationTiming? tokenization = null;
@@ -94,8 +100,14 @@ internal static class BenchCommand
             }
 
             var result = new Results(settings, config, runtime, parameters, forwardFlops, inference, training, matmulBefore, matmulAfter,
-                afterInference, afterTraining, tokenization, tokenizerName, loadAverage);
+                afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention);
             AnsiConsole.Write(result.Table());
+            var contention = Math.Max(inferenceContention ?? 0, trainingContention ?? 0);
+            if (contention > NoisyContentionPercent)
+            {
+                stderr.WriteLine(FormattableString.Invariant($"warning: other processes took {contention:F0} % of the machine's CPU time during the measurement, so these timings understate what this machine can do; rerun when it is idle."));
+            }
+
             if (settings.Json is not null)
             {
                 settings.Json.Directory?.Create();
@@ -175,19 +187,55 @@ internal static class BenchCommand
         return texts;
     }
 
-    /// <summary>The 1-minute load average (Linux): above 0 before the run starts, other processes compete for the cores.</summary>
-    private static double? LoadAverage()
+    /// <summary>
+    /// How much of the machine's CPU time other processes took over an interval (Linux): the busy time in
+    /// <c>/proc/stat</c> minus this process's own CPU time, as a share of all cores' time. Benchmarks on a shared
+    /// machine are only comparable when this stays near 0.
+    /// </summary>
+    private readonly record struct CpuShare(long TotalTicks, long BusyTicks, TimeSpan OwnTime)
     {
-        const string loadavg = "/proc/loadavg";
-        return File.Exists(loadavg) && double.TryParse(File.ReadAllText(loadavg).Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var load)
-            ? load : null;
+        public static CpuShare Start()
+        {
+            var (total, busy) = ReadStat();
+            return new CpuShare(total, busy, System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime);
+        }
+
+        /// <summary>Percent of all cores' time used by other processes since <see cref="Start"/>, or null off Linux.</summary>
+        public double? OtherProcessesPercent()
+        {
+            var (total, busy) = ReadStat();
+            if (total <= TotalTicks)
+            {
+                return null;
+            }
+
+            // /proc/stat counts in clock ticks of 1/100 s (USER_HZ) on Linux.
+            var ownTicks = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - OwnTime).TotalSeconds * 100;
+            return Math.Clamp((busy - BusyTicks - ownTicks) / (total - TotalTicks) * 100, 0, 100);
+        }
+
+        /// <summary>All and busy (not idle, not waiting for I/O) ticks of the first, aggregate line of /proc/stat.</summary>
+        private static (long Total, long Busy) ReadStat()
+        {
+            const string stat = "/proc/stat";
+            if (!File.Exists(stat))
+            {
+                return (0, 0);
+            }
+
+            // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+            var fields = File.ReadLines(stat).First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
+                .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+            var total = fields.Sum();
+            return (total, total - fields[3] - fields[4]);
+        }
     }
 
     /// <summary>The measurements of one run and how they are shown: a table and the JSON file.</summary>
     private sealed record Results(
         Settings Settings, TransformerConfig Config, TorchRuntimeStatus Runtime, long Parameters, double ForwardFlops,
         StepTimings Inference, StepTimings Training, double MatmulBefore, double MatmulAfter, ProcessMemory AfterInference, ProcessMemory AfterTraining,
-        TokenizationTiming? Tokenization, string? TokenizerName, double? LoadAverage)
+        TokenizationTiming? Tokenization, string? TokenizerName, double? InferenceContention, double? TrainingContention)
     {
         private double MatmulGflops => Math.Max(MatmulBefore, MatmulAfter);
 
@@ -205,13 +253,18 @@ internal static class BenchCommand
             Row("config", Settings.Config, $"{Config.Family}, {Config.NumLayers} layers, hidden {Config.HiddenSize}, {Config.NumHeads} heads, intermediate {Config.IntermediateSize}, vocab {Config.VocabSize}");
             Row("parameters", F($"{Parameters / 1e6:F2} M"));
             Row("batch × seq-len", F($"{Settings.BatchSize} × {Settings.SequenceLength}"), "random tokens, no padding");
-            Row("threads", F($"{get_num_threads()}"), F($"{Environment.ProcessorCount} logical cores") + (LoadAverage is double load ? F($", load average {load:F2} at start") : ""));
+            Row("threads", F($"{get_num_threads()}"), F($"{Environment.ProcessorCount} logical cores"));
             Row("forward FLOPs / seq", F($"{ForwardFlops / 1e9:F3} G"), "matmuls only; a training step counts 3×");
             Row("inference", F($"{Inference.SequencesPerSecond:F1} seq/s"), F($"median step {Inference.MedianMilliseconds:F1} ms, {InferenceGflops:F1} GFLOP/s"));
             Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; forward, backward, AdamW, dropout on"));
             Row("fp32 matmul ceiling", F($"{MatmulGflops:F1} GFLOP/s"), F($"torch.mm {Settings.MatmulSize}×{Settings.MatmulSize}: {MatmulBefore:F1} before, {MatmulAfter:F1} after the model steps"));
             Row("inference MFU", F($"{InferenceGflops / MatmulGflops:P1}"));
             Row("training MFU", F($"{TrainingGflops / MatmulGflops:P1}"));
+            if (InferenceContention is double inferenceOthers && TrainingContention is double trainingOthers)
+            {
+                Row("other processes' CPU", F($"{inferenceOthers:F0} % / {trainingOthers:F0} %"), F($"share of the machine's CPU time during inference / training; above {NoisyContentionPercent} % the timings are noisy"));
+            }
+
             Row("peak RSS", F($"{AfterTraining.PeakResidentMegabytes:F0} MB"), F($"inference alone: {AfterInference.PeakResidentMegabytes:F0} MB"));
             Row("steady RSS", F($"{AfterTraining.ResidentMegabytes:F0} MB"), F($"after the training steps; after inference: {AfterInference.ResidentMegabytes:F0} MB"));
             if (Tokenization is not null)
@@ -273,7 +326,8 @@ internal static class BenchCommand
             json["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription;
             json["cpu"] = CpuName();
             json["logical_cores"] = Environment.ProcessorCount;
-            json["load_average_at_start"] = LoadAverage is double load ? Round(load, 2) : null;
+            json["inference_other_cpu_percent"] = InferenceContention is double inferenceOthers ? Round(inferenceOthers, 1) : null;
+            json["training_other_cpu_percent"] = TrainingContention is double trainingOthers ? Round(trainingOthers, 1) : null;
             json["timestamp_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
             return json;
         }

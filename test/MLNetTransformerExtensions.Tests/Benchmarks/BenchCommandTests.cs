@@ -66,6 +66,11 @@ public sealed class BenchCommandTests
             Assert.AreEqual(Number(json, "training_mfu"),
                 Number(json, "training_seq_per_s") * 3 * flops / 1e9 / Number(json, "matmul_gflops"), 0.01 * Number(json, "training_mfu"), "training MFU counts three forward passes");
             Assert.IsTrue(Number(json, "peak_rss_mb") >= Number(json, "steady_rss_mb"));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.IsTrue(Number(json, "training_other_cpu_percent") is >= 0 and <= 100, "the share of CPU other processes took is a percentage");
+            }
+
             Assert.AreEqual(1, json.GetProperty("inference_step_ms").GetArrayLength());
             Assert.AreEqual(1, json.GetProperty("training_step_ms").GetArrayLength());
             Assert.IsFalse(json.TryGetProperty("tokenization_tokens_per_s", out _), "no --text, no tokenization");
