@@ -164,7 +164,7 @@ public static class ModelBenchmark
         var options = new FineTuningOptions();
         using var inputs = NewDisposeScope();
         var (ids, mask, labels) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
-        using var optimizer = CreateOptimizer(model, options);
+        using var optimizer = FineTuner.CreateOptimizer(model, options.LearningRate, options.WeightDecay);
         model.train();
         try
         {
@@ -265,33 +265,6 @@ public static class ModelBenchmark
         var mask = ones([batchSize, sequenceLength], ScalarType.Int64);
         var labels = randint(config.NumLabels, [batchSize], ScalarType.Int64, generator: generator);
         return (ids, mask, labels);
-    }
-
-    /// <summary>
-    /// AdamW over two groups as <see cref="FineTuner"/> builds it: weight decay on weight matrices and embeddings, none
-    /// on biases and LayerNorm weights.
-    /// </summary>
-    private static AdamW CreateOptimizer(nn.Module model, FineTuningOptions options)
-    {
-        var decay = new List<Parameter>();
-        var noDecay = new List<Parameter>();
-        foreach (var (name, parameter) in model.named_parameters())
-        {
-            if (!parameter.requires_grad)
-            {
-                continue;
-            }
-
-            var isNorm = name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal)
-                || name.Contains("ln_", StringComparison.Ordinal);
-            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add(parameter);
-        }
-
-        return optim.AdamW(
-        [
-            new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay, false, false),
-            new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
-        ], options.LearningRate);
     }
 
     private static void CheckStepArguments(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps)
