@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using MLNetTransformerExtensions.Modeling;
@@ -81,21 +80,8 @@ internal static class PretrainCommand
         var console = AnsiConsole.Console;
         var step = 0;
 
-        // The action runs synchronously, so System.CommandLine does not turn Ctrl+C into cancellation: do it here. The
-        // first Ctrl+C (or SIGTERM) stops after the current step and writes a checkpoint; a second one ends the process.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        void OnSignal(PosixSignalContext context)
-        {
-            if (!stop.IsCancellationRequested)
-            {
-                context.Cancel = true;
-                Console.Error.WriteLine("Stopping after this step to write a checkpoint (Ctrl+C again quits at once).");
-                stop.Cancel();
-            }
-        }
-
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        // The first Ctrl+C (or SIGTERM) stops after the current step and writes a checkpoint; a second one ends the process.
+        using var signals = new StopSignals(cancellation, "Stopping after this step to write a checkpoint (Ctrl+C again quits at once).");
         try
         {
             var from = s.From is null ? null : ModelArgument.Resolve(s.From);
@@ -173,7 +159,7 @@ internal static class PretrainCommand
                             }
                         }
                     });
-                    result = Pretrainer.Train(s.Inputs, s.Output, options, progress, stop.Token);
+                    result = Pretrainer.Train(s.Inputs, s.Output, options, progress, signals.Token);
                     foreach (var bar in bars.Values)
                     {
                         bar.Value = bar.MaxValue;

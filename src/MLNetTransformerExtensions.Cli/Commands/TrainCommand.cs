@@ -71,12 +71,16 @@ internal static class TrainCommand
                 return Task.FromResult(1);
             }
 
-            return Task.FromResult(Run(new Settings(
-            trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
-            parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind),
-            parse.GetValue(epochs) ?? (Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model)) ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
-            parse.GetValue(learningRate) ?? (Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model)) ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json),
-            !parse.GetValue(noBaseline), parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate)), cancellation));
+            var builtin = Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model));
+            var settings = new Settings(
+                trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
+                parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind),
+                parse.GetValue(epochs) ?? (builtin ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
+                parse.GetValue(learningRate) ?? (builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
+                parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
+                parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate));
+            using var signals = new StopSignals(cancellation, "Stopping after this batch; no model file will be written (Ctrl+C again quits at once).");
+            return Task.FromResult(Run(settings, signals.Token));
         });
         return command;
     }
