@@ -4,13 +4,13 @@
 # prompt strategy) through the CLI's ML.NET pipeline, evaluated on SST-2 dev next to ML.NET's
 # FeaturizeText + SdcaMaximumEntropy on the same split.
 #
-#   bash test/benchmarks/sst2-from-scratch.sh [DATASETS_DIR] [RESULTS_DIR]
+#   bash src/benchmarks/sst2-from-scratch.sh [DATASETS_DIR] [RESULTS_DIR]
 #
 # DATASETS_DIR holds sst2/{train,dev}.tsv (default: ../shared/datasets beside the repository).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 data="${1:-$repo/../shared/datasets}"
-out="${2:-$repo/test/benchmarks/results/sst2-from-scratch}"
+out="${2:-$repo/src/benchmarks/results/sst2-from-scratch}"
 epochs="${EPOCHS:-5}"
 mkdir -p "$out"
 dotnet build "$repo/src/MLNetTransformerExtensions.Cli" -c Release -v q >/dev/null

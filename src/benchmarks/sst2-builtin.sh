@@ -3,11 +3,11 @@
 # CLI's ML.NET pipeline, with its training wall time, next to ML.NET's FeaturizeText + SdcaMaximumEntropy.
 # Target: >= 87 % dev accuracy within 5 minutes of training on 2 cores.
 #
-#   bash test/benchmarks/sst2-builtin.sh [DATASETS_DIR] [RESULTS_DIR]      (EPOCHS, LR, MAXLEN override)
+#   bash src/benchmarks/sst2-builtin.sh [DATASETS_DIR] [RESULTS_DIR]      (EPOCHS, LR, MAXLEN override)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 data="${1:-$repo/../shared/datasets}"
-out="${2:-$repo/test/benchmarks/results/sst2-builtin}"
+out="${2:-$repo/src/benchmarks/results/sst2-builtin}"
 mkdir -p "$out"
 dotnet build "$repo/src/MLNetTransformerExtensions.Cli" -c Release -v q >/dev/null
 dotnet "$repo/src/MLNetTransformerExtensions.Cli/bin/Release/net10.0/linux-x64/mlnet-transformers.dll" train \
