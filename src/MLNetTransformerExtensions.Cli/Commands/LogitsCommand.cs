@@ -111,28 +111,12 @@ internal static class LogitsCommand
 
     private static Tensor Forward(TransformerModel model, TransformerConfig config, TransformerTokenizer tokenizer, List<EncodedText> rows, List<int> positions, bool left)
     {
-        var length = rows.Max(r => r.InputIds.Length);
-        var ids = new long[rows.Count * length];
-        var mask = new long[rows.Count * length];
-        var types = new long[rows.Count * length];
-        Array.Fill(ids, tokenizer.PadTokenId);
-        var offsets = new long[rows.Count];
-        for (var r = 0; r < rows.Count; r++)
-        {
-            var row = rows[r];
-            var offset = left ? length - row.InputIds.Length : 0;
-            offsets[r] = offset + positions[r];
-            for (var t = 0; t < row.InputIds.Length; t++)
-            {
-                ids[r * length + offset + t] = row.InputIds[t];
-                mask[r * length + offset + t] = 1;
-                types[r * length + offset + t] = t < row.TokenTypeIds.Length ? row.TokenTypeIds[t] : 0;
-            }
-        }
-
-        var idTensor = tensor(ids, [rows.Count, length]);
-        var maskTensor = tensor(mask, [rows.Count, length]);
-        var typeTensor = config.Family == ModelFamily.Bert ? tensor(types, [rows.Count, length]) : null;
+        var batch = EncodedBatch.Pad(rows, tokenizer.PadTokenId, left ? PaddingSide.Left : PaddingSide.Right);
+        var offsets = positions.Select((p, r) => (long)(batch.FirstTokenColumn(r) + p)).ToArray();
+        long[] shape = [batch.BatchSize, batch.SequenceLength];
+        var idTensor = tensor(batch.InputIds, shape);
+        var maskTensor = tensor(batch.AttentionMask, shape);
+        var typeTensor = config.Family == ModelFamily.Bert ? tensor(batch.TokenTypeIds, shape) : null;
         if (model is SequenceClassificationModel classifier)
         {
             return classifier.forward(idTensor, maskTensor, typeTensor);

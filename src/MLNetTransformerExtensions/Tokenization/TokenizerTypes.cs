@@ -54,6 +54,51 @@ public sealed class EncodedBatch
         Truncated = new bool[batchSize];
     }
 
+    /// <summary>Pads already-tokenized rows to the longest one: the one place padding is laid out.</summary>
+    /// <param name="rows">Encoded rows.</param>
+    /// <param name="padId">The padding token id.</param>
+    /// <param name="side">Where padding goes.</param>
+    /// <returns>The padded batch.</returns>
+    public static EncodedBatch Pad(IReadOnlyList<EncodedText> rows, int padId, PaddingSide side = PaddingSide.Right)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var batch = Pad([.. rows.Select(r => r.InputIds)], [.. rows.Select(r => r.TokenTypeIds)], padId, side);
+        for (var row = 0; row < rows.Count; row++)
+        {
+            batch.Truncated[row] = rows[row].Truncated;
+        }
+
+        return batch;
+    }
+
+    /// <summary>Pads token-id rows (and optional token-type rows) to the longest one.</summary>
+    /// <param name="ids">Token ids per row.</param>
+    /// <param name="typeIds">Token types per row, or null for zeros.</param>
+    /// <param name="padId">The padding token id.</param>
+    /// <param name="side">Where padding goes.</param>
+    /// <returns>The padded batch.</returns>
+    internal static EncodedBatch Pad(IReadOnlyList<int[]> ids, IReadOnlyList<int[]>? typeIds, int padId, PaddingSide side)
+    {
+        var longest = ids.Count == 0 ? 0 : ids.Max(r => r.Length);
+        var batch = new EncodedBatch(ids.Count, longest, side);
+        batch.InputIds.AsSpan().Fill(padId);
+        for (var row = 0; row < ids.Count; row++)
+        {
+            var tokens = ids[row];
+            var start = row * longest + (side == PaddingSide.Left ? longest - tokens.Length : 0);
+            for (var i = 0; i < tokens.Length; i++)
+            {
+                batch.InputIds[start + i] = tokens[i];
+                batch.TokenTypeIds[start + i] = typeIds is not null && i < typeIds[row].Length ? typeIds[row][i] : 0;
+            }
+
+            batch.AttentionMask.AsSpan(start, tokens.Length).Fill(1);
+            batch.Lengths[row] = tokens.Length;
+        }
+
+        return batch;
+    }
+
     /// <summary>Number of rows.</summary>
     public int BatchSize { get; }
 

@@ -216,32 +216,13 @@ public sealed class TransformerTokenizer
         }
 
         var rows = new EncodedText[texts.Count];
-        var longest = 0;
         for (var row = 0; row < rows.Length; row++)
         {
             var text = texts[row] ?? throw new ArgumentException($"texts[{row}] is null.", nameof(texts));
             rows[row] = Encode(text, textPairs?[row], maxLength);
-            longest = Math.Max(longest, rows[row].Length);
         }
 
-        var batch = new EncodedBatch(rows.Length, longest, side);
-        batch.InputIds.AsSpan().Fill(PadTokenId);
-        for (var row = 0; row < rows.Length; row++)
-        {
-            var encoded = rows[row];
-            var start = row * longest + (side == PaddingSide.Left ? longest - encoded.Length : 0);
-            for (var i = 0; i < encoded.Length; i++)
-            {
-                batch.InputIds[start + i] = encoded.InputIds[i];
-                batch.TokenTypeIds[start + i] = encoded.TokenTypeIds[i];
-            }
-
-            batch.AttentionMask.AsSpan(start, encoded.Length).Fill(1);
-            batch.Lengths[row] = encoded.Length;
-            batch.Truncated[row] = encoded.Truncated;
-        }
-
-        return batch;
+        return EncodedBatch.Pad(rows, PadTokenId, side);
     }
 
     /// <summary>

@@ -509,23 +509,11 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <summary>Final hidden states (B, T, H) of padded sequences; <paramref name="offsets"/> is each row's first column.</summary>
     private Tensor Hidden(IReadOnlyList<int[]> sequences, out int[] offsets)
     {
-        var length = sequences.Max(s => s.Length);
-        var ids = new long[sequences.Count * length];
-        var mask = new long[sequences.Count * length];
-        Array.Fill(ids, Tokenizer.PadTokenId);
-        offsets = new int[sequences.Count];
-        for (var r = 0; r < sequences.Count; r++)
-        {
-            var sequence = sequences[r];
-            offsets[r] = Kind == ClassifierKind.Decoder && Padding == PaddingSide.Left ? length - sequence.Length : 0;
-            for (var t = 0; t < sequence.Length; t++)
-            {
-                ids[r * length + offsets[r] + t] = sequence[t];
-                mask[r * length + offsets[r] + t] = 1;
-            }
-        }
-
-        return Model.HiddenStates(tensor(ids, [sequences.Count, length]), tensor(mask, [sequences.Count, length]), null);
+        var side = Kind == ClassifierKind.Decoder ? Padding : PaddingSide.Right;
+        var batch = EncodedBatch.Pad(sequences, null, Tokenizer.PadTokenId, side);
+        offsets = [.. Enumerable.Range(0, batch.BatchSize).Select(batch.FirstTokenColumn)];
+        var (ids, mask, _) = Batches.ToTensors(batch);
+        return Model.HiddenStates(ids, mask, null);
     }
 
     private void UseDemonstrations(IReadOnlyList<Demonstration> demonstrations)

@@ -150,7 +150,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <summary>Logits (B, K) of already-tokenized rows, padded on the right.</summary>
     internal Tensor Logits(IReadOnlyList<EncodedText> rows)
     {
-        var (ids, mask, types) = Batches.Collate(rows, Tokenizer.PadTokenId);
+        var (ids, mask, types) = Batches.ToTensors(EncodedBatch.Pad(rows, Tokenizer.PadTokenId));
         return Model.forward(ids, mask, Model.Config.Family is ModelFamily.Bert ? types : null);
     }
 
@@ -204,28 +204,13 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     }
 }
 
-/// <summary>Padding of tokenized rows into tensors.</summary>
+/// <summary>Padded batches as tensors.</summary>
 internal static class Batches
 {
-    /// <summary>Right-pads rows to the longest: ids (B, T), attention mask (B, T), token types (B, T), all int64.</summary>
-    public static (Tensor Ids, Tensor Mask, Tensor Types) Collate(IReadOnlyList<EncodedText> rows, int padId)
+    /// <summary>Token ids, attention mask and token types of a padded batch: (B, T) int64 each.</summary>
+    public static (Tensor Ids, Tensor Mask, Tensor Types) ToTensors(EncodedBatch batch)
     {
-        var length = rows.Max(r => r.InputIds.Length);
-        var ids = new long[rows.Count * length];
-        var mask = new long[rows.Count * length];
-        var types = new long[rows.Count * length];
-        Array.Fill(ids, padId);
-        for (var r = 0; r < rows.Count; r++)
-        {
-            var row = rows[r];
-            for (var t = 0; t < row.InputIds.Length; t++)
-            {
-                ids[r * length + t] = row.InputIds[t];
-                mask[r * length + t] = 1;
-                types[r * length + t] = row.TokenTypeIds.Length > t ? row.TokenTypeIds[t] : 0;
-            }
-        }
-
-        return (tensor(ids, [rows.Count, length]), tensor(mask, [rows.Count, length]), tensor(types, [rows.Count, length]));
+        long[] shape = [batch.BatchSize, batch.SequenceLength];
+        return (tensor(batch.InputIds, shape), tensor(batch.AttentionMask, shape), tensor(batch.TokenTypeIds, shape));
     }
 }

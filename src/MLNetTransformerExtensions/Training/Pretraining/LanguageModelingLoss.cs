@@ -1,4 +1,5 @@
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,24 +13,9 @@ internal sealed record PackedBatch(Tensor Ids, Tensor Mask, long RealTokens)
 {
     public static PackedBatch Collate(IReadOnlyList<int[]> rows, int padId)
     {
-        var length = rows.Max(r => r.Length);
-        var ids = new long[rows.Count * length];
-        var mask = new long[rows.Count * length];
-        Array.Fill(ids, padId);
-        long real = 0;
-        for (var r = 0; r < rows.Count; r++)
-        {
-            var row = rows[r];
-            for (var t = 0; t < row.Length; t++)
-            {
-                ids[r * length + t] = row[t];
-                mask[r * length + t] = 1;
-            }
-
-            real += row.Length;
-        }
-
-        return new PackedBatch(tensor(ids, [rows.Count, length]), tensor(mask, [rows.Count, length]), real);
+        var batch = EncodedBatch.Pad(rows, null, padId, PaddingSide.Right);
+        var (ids, mask, _) = Batches.ToTensors(batch);
+        return new PackedBatch(ids, mask, batch.Lengths.Sum(l => (long)l));
     }
 }
 
