@@ -36,7 +36,7 @@ internal static class TrainCommand
         var text = new Option<string>("--text-column") { Description = "The text column.", DefaultValueFactory = _ => "Text" };
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
-        var model = new Option<string>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}).", DefaultValueFactory = _ => Builtin.BuiltinModels.DefaultName };
+        var model = new Option<string?>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}). Default: {Builtin.BuiltinModels.DefaultName}; {Builtin.BuiltinModels.DecoderName} for --kind decoder or prompt." };
         var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt) or encoder-prompt (an encoder's masked-LM head scoring label words at a mask)." };
         kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt");
         var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\"" };
@@ -71,10 +71,12 @@ internal static class TrainCommand
                 return Task.FromResult(1);
             }
 
-            var builtin = Builtin.BuiltinModels.IsBuiltin(parse.GetValue(model));
+            var modelName = parse.GetValue(model)
+                ?? (parse.GetValue(kind) is "decoder" or "prompt" ? Builtin.BuiltinModels.DecoderName : Builtin.BuiltinModels.DefaultName);
+            var builtin = Builtin.BuiltinModels.IsBuiltin(modelName);
             var settings = new Settings(
                 trainFile, parse.GetValue(validation), testFile, parse.GetValue(text)!, parse.GetValue(second),
-                parse.GetValue(label)!, parse.GetValue(model)!, parse.GetValue(kind),
+                parse.GetValue(label)!, modelName, parse.GetValue(kind),
                 parse.GetValue(epochs) ?? (builtin ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
                 parse.GetValue(learningRate) ?? (builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
                 parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
@@ -142,6 +144,8 @@ internal static class TrainCommand
             }
 
             var console = AnsiConsole.Console;
+            var what = kind == ClassifierKind.Decoder ? "decoder" : "encoder";
+            console.MarkupLine(Markup.Escape($"Fine-tuning {s.Model} ({what}, {(strategy == ClassificationStrategy.Prompt ? "prompt" : "classification head")}) on {Path.GetFileName(s.Data)}: {classNames.Count} classes"));
             var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
             // Sorted key values, so class order (Score slots) does not depend on row order.
             var toKey = ml.Transforms.Conversion.MapValueToKey(keyColumn, s.LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue);
@@ -179,7 +183,7 @@ internal static class TrainCommand
             console.MarkupLine(Markup.Escape(FormattableString.Invariant($"Trained in {trainingSeconds:0.0} s; model written to {Path.GetFullPath(s.Output)}")));
 
             var evaluation = test ?? validation;
-            var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["training_seconds"] = trainingSeconds };
+            var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Model, ["training_seconds"] = trainingSeconds };
             if (evaluation is not null)
             {
                 var report = ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);

