@@ -8,6 +8,7 @@ using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
 using MLNetTransformerExtensions.Tokenization;
+using MLNetTransformerExtensions.Training;
 using Spectre.Console;
 using static TorchSharp.torch;
 
@@ -36,19 +37,21 @@ internal static class BenchCommand
         var text = new Option<FileInfo?>("--text") { Description = "Measure tokenization on these texts: .txt (one per line), .jsonl ({\"text\": ...}) or .tsv with a text or sentence column." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: a model folder or hub id (default: the --config folder; required with a preset)." };
         var matmulSize = new Option<int>("--matmul-size") { Description = "Side of the square fp32 matrices whose product measures the matmul ceiling.", DefaultValueFactory = _ => 2048 };
+        var precision = PrecisionOption.Create("Number format of the inference steps: fp32 (default) or bf16, which also measures the bf16 matmul ceiling. Training steps are always fp32.");
 
         var command = new Command("bench", "Measure inference and training throughput, model FLOP utilisation, memory and tokenization speed on this machine.")
         {
-            config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize,
+            config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize, precision,
         };
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
-            parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize))));
+            parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize),
+            PrecisionOption.Parse(parse.GetValue(precision)) ?? InferencePrecision.Float32)));
         return command;
     }
 
     private sealed record Settings(string Config, int BatchSize, int SequenceLength, int Threads, int Steps, int Warmup,
-        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize);
+        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize, InferencePrecision Precision = InferencePrecision.Float32);
 
     private static int Run(Settings settings)
     {
@@ -75,14 +78,22 @@ internal static class BenchCommand
             var parameters = ModelBenchmark.CountParameters(model);
             var forwardFlops = ModelBenchmark.ForwardFlopsPerSequence(config, settings.SequenceLength);
 
-            stderr.WriteLine($"bench {settings.Config}: {settings.BatchSize} × {settings.SequenceLength} tokens, {get_num_threads()} threads, {settings.Warmup} warm-up + {settings.Steps} timed steps");
+            var bfloat16 = settings.Precision == InferencePrecision.BFloat16;
+            stderr.WriteLine($"bench {settings.Config}: {settings.BatchSize} × {settings.SequenceLength} tokens, {get_num_threads()} threads, {settings.Warmup} warm-up + {settings.Steps} timed steps, {PrecisionOption.Name(settings.Precision)} inference");
             // The ceiling is measured before and after the model steps and the better one kept: another process slowing
             // one of them should not make the ceiling look lower (and the utilisation higher) than the machine allows.
             stderr.WriteLine($"  fp32 matmul ceiling ({settings.MatmulSize}×{settings.MatmulSize})...");
             var matmulBefore = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
-            stderr.WriteLine("  inference...");
+            double? bf16MatmulBefore = null, bf16MatmulAfter = null;
+            if (bfloat16)
+            {
+                stderr.WriteLine($"  bf16 matmul ceiling ({settings.MatmulSize}×{settings.MatmulSize})...");
+                bf16MatmulBefore = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize, precision: InferencePrecision.BFloat16);
+            }
+
+            stderr.WriteLine($"  {PrecisionOption.Name(settings.Precision)} inference...");
             var cpu = CpuShare.Start();
-            var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
+            var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Precision);
             var afterInference = ProcessMemory.Read();
             var inferenceContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  training...");
@@ -92,6 +103,12 @@ internal static class BenchCommand
             var trainingContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  fp32 matmul ceiling again...");
             var matmulAfter = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
+            if (bfloat16)
+            {
+                stderr.WriteLine("  bf16 matmul ceiling again...");
+                bf16MatmulAfter = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize, precision: InferencePrecision.BFloat16);
+            }
+
             TokenizationTiming? tokenization = null;
             if (tokenizer is not null)
             {
@@ -100,7 +117,7 @@ internal static class BenchCommand
             }
 
             var result = new Results(settings, config, runtime, parameters, forwardFlops, inference, training, matmulBefore, matmulAfter,
-                afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention);
+                afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention, bf16MatmulBefore, bf16MatmulAfter);
             AnsiConsole.Write(result.Table());
             var contention = Math.Max(inferenceContention ?? 0, trainingContention ?? 0);
             if (contention > NoisyContentionPercent)
@@ -235,9 +252,13 @@ internal static class BenchCommand
     private sealed record Results(
         Settings Settings, TransformerConfig Config, TorchRuntimeStatus Runtime, long Parameters, double ForwardFlops,
         StepTimings Inference, StepTimings Training, double MatmulBefore, double MatmulAfter, ProcessMemory AfterInference, ProcessMemory AfterTraining,
-        TokenizationTiming? Tokenization, string? TokenizerName, double? InferenceContention, double? TrainingContention)
+        TokenizationTiming? Tokenization, string? TokenizerName, double? InferenceContention, double? TrainingContention,
+        double? Bf16MatmulBefore = null, double? Bf16MatmulAfter = null)
     {
         private double MatmulGflops => Math.Max(MatmulBefore, MatmulAfter);
+
+        /// <summary>The bf16 ceiling, measured only for bf16 inference: the better of before and after, like the fp32 one.</summary>
+        private double? Bf16MatmulGflops => Bf16MatmulBefore is double before && Bf16MatmulAfter is double after ? Math.Max(before, after) : null;
 
         private const int TrainingPasses = 3; // forward + backward (two matmuls per forward matmul), see ForwardFlopsPerSequence
 
@@ -255,10 +276,20 @@ internal static class BenchCommand
             Row("batch × seq-len", F($"{Settings.BatchSize} × {Settings.SequenceLength}"), "random tokens, no padding");
             Row("threads", F($"{get_num_threads()}"), F($"{Environment.ProcessorCount} logical cores"));
             Row("forward FLOPs / seq", F($"{ForwardFlops / 1e9:F3} G"), "matmuls only; a training step counts 3×");
-            Row("inference", F($"{Inference.SequencesPerSecond:F1} seq/s"), F($"median step {Inference.MedianMilliseconds:F1} ms, {InferenceGflops:F1} GFLOP/s"));
-            Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; forward, backward, AdamW, dropout on"));
+            Row("inference", F($"{Inference.SequencesPerSecond:F1} seq/s"), F($"{PrecisionOption.Name(Settings.Precision)}, median step {Inference.MedianMilliseconds:F1} ms, {InferenceGflops:F1} GFLOP/s"));
+            Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; fp32 forward, backward, AdamW, dropout on"));
             Row("fp32 matmul ceiling", F($"{MatmulGflops:F1} GFLOP/s"), F($"torch.mm {Settings.MatmulSize}×{Settings.MatmulSize}: {MatmulBefore:F1} before, {MatmulAfter:F1} after the model steps"));
-            Row("inference MFU", F($"{InferenceGflops / MatmulGflops:P1}"));
+            if (Bf16MatmulGflops is double bf16Ceiling)
+            {
+                Row("bf16 matmul ceiling", F($"{bf16Ceiling:F1} GFLOP/s"), F($"torch.mm {Settings.MatmulSize}×{Settings.MatmulSize} in bf16: {Bf16MatmulBefore:F1} before, {Bf16MatmulAfter:F1} after the model steps"));
+            }
+
+            Row("inference MFU", F($"{InferenceGflops / MatmulGflops:P1}"), "against the fp32 ceiling");
+            if (Bf16MatmulGflops is double ceiling)
+            {
+                Row("inference MFU (bf16 ceiling)", F($"{InferenceGflops / ceiling:P1}"), "against the bf16 ceiling");
+            }
+
             Row("training MFU", F($"{TrainingGflops / MatmulGflops:P1}"));
             if (InferenceContention is double inferenceOthers && TrainingContention is double trainingOthers)
             {
@@ -302,6 +333,11 @@ internal static class BenchCommand
                 ["matmul_gflops_before"] = Round(MatmulBefore, 2),
                 ["matmul_gflops_after"] = Round(MatmulAfter, 2),
                 ["inference_mfu"] = Round(InferenceGflops / MatmulGflops, 4),
+                ["precision"] = PrecisionOption.Name(Settings.Precision),
+                ["matmul_gflops_bf16"] = Bf16MatmulGflops is double bf16 ? Round(bf16, 2) : null,
+                ["matmul_gflops_bf16_before"] = Bf16MatmulBefore is double bf16Before ? Round(bf16Before, 2) : null,
+                ["matmul_gflops_bf16_after"] = Bf16MatmulAfter is double bf16After ? Round(bf16After, 2) : null,
+                ["inference_mfu_vs_bf16_matmul"] = Bf16MatmulGflops is double bf16Ceiling ? Round(InferenceGflops / bf16Ceiling, 4) : null,
                 ["training_mfu"] = Round(TrainingGflops / MatmulGflops, 4),
                 ["peak_rss_mb"] = Round(AfterTraining.PeakResidentMegabytes, 1),
                 ["steady_rss_mb"] = Round(AfterTraining.ResidentMegabytes, 1),

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
 using Microsoft.ML;
 using Spectre.Console;
 
@@ -12,20 +14,22 @@ internal static class EvaluateCommand
         var model = new Option<string>("--model") { Description = "A model file written by train.", Required = true };
         var data = new Option<string>("--data") { Description = "Labelled data: a TSV or CSV file with a header row and the training columns.", Required = true };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");
         var command = new Command("evaluate", "Evaluate a saved model on labelled data: accuracy, macro-F1, log-loss, per-class precision and recall, confusion matrix.")
         {
-            model, data, json,
+            model, data, json, precision,
         };
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json)));
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision)));
         return command;
     }
 
-    private static int Run(string modelPath, string dataPath, bool json)
+    private static int Run(string modelPath, string dataPath, bool json, string? precision)
     {
         try
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, modelPath);
+            ModelZip.UsePrecision(loaded, PrecisionOption.Parse(precision));
             var data = TabularData.Load(ml, dataPath);
             data.Require(loaded.Classifier.TextColumnName, "the model's text column");
             data.Require(loaded.LabelColumn, "the model's label column");
@@ -35,13 +39,21 @@ internal static class EvaluateCommand
             }
 
             ModelZip.CheckLabels(ml, data, loaded.LabelColumn, loaded.Classifier.ClassNames);
+            // Scoring is lazy: the evaluator's pass over the rows is where the model runs.
+            var clock = Stopwatch.StartNew();
             var report = ClassificationReport.Evaluate(ml, loaded.Model.Transform(data.View), ModelZip.KeyColumn(loaded.LabelColumn), loaded.Classifier.ClassNames, data.FileName);
+            var seconds = clock.Elapsed.TotalSeconds;
+            var used = PrecisionOption.Name(loaded.Classifier.InferencePrecision);
             report.Render(AnsiConsole.Console, $"{Path.GetFileName(modelPath)} on {data.FileName}");
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Scored {report.Count} rows in {seconds:F2} s ({report.Count / seconds:F1} rows/s) in {used}.")));
             if (json)
             {
                 var result = report.ToJson();
                 result["model"] = Path.GetFullPath(modelPath);
                 result["evaluated_on"] = data.Path;
+                result["precision"] = used;
+                result["scoring_seconds"] = Math.Round(seconds, 3);
+                result["rows_per_second"] = Math.Round(report.Count / seconds, 1);
                 Console.WriteLine(result.ToJsonString());
             }
 

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNetTransformerExtensions.MLNet;
+using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.Cli.Commands;
 
@@ -40,6 +41,24 @@ internal static class ModelZip
         var key = classifier.LabelColumnName;
         var label = key.EndsWith(KeySuffix, StringComparison.Ordinal) ? key[..^KeySuffix.Length] : key;
         return new Loaded(model, schema, classifier, label);
+    }
+
+    /// <summary>Scores in <paramref name="precision"/> when one is given; otherwise as the model file says.</summary>
+    public static void UsePrecision(Loaded loaded, InferencePrecision? precision)
+    {
+        if (precision is not { } chosen)
+        {
+            return;
+        }
+
+        try
+        {
+            loaded.Classifier.InferencePrecision = chosen;
+        }
+        catch (NotSupportedException e)
+        {
+            throw new CliException(e.Message);
+        }
     }
 
     /// <summary>Saves atomically: a crash or error never leaves a partial model file at the destination.</summary>

@@ -87,15 +87,16 @@ public static class ModelBenchmark
     }
 
     /// <summary>
-    /// The fp32 matrix-multiply rate libtorch reaches on this machine at the current thread count: the median over
-    /// <paramref name="repetitions"/> products of two random <paramref name="size"/>×<paramref name="size"/> matrices,
-    /// after <paramref name="warmupRepetitions"/> untimed ones.
+    /// The fp32 (or bf16) matrix-multiply rate libtorch reaches on this machine at the current thread count: the median
+    /// over <paramref name="repetitions"/> products of two random <paramref name="size"/>×<paramref name="size"/>
+    /// matrices, after <paramref name="warmupRepetitions"/> untimed ones.
     /// </summary>
     /// <param name="size">The matrices' side; 2048 is large enough for BLAS to reach its plateau.</param>
     /// <param name="warmupRepetitions">Untimed products first.</param>
     /// <param name="repetitions">Timed products.</param>
+    /// <param name="precision">The matrices' number format: float32, or bfloat16 (the ceiling of bf16 inference).</param>
     /// <returns>GFLOP/s (10⁹ FLOP per second, 2·n³ FLOPs per product).</returns>
-    public static double MeasureMatmulGflops(int size = 2048, int warmupRepetitions = 2, int repetitions = 10)
+    public static double MeasureMatmulGflops(int size = 2048, int warmupRepetitions = 2, int repetitions = 10, InferencePrecision precision = InferencePrecision.Float32)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(warmupRepetitions);
@@ -104,8 +105,9 @@ public static class ModelBenchmark
 
         using var scope = NewDisposeScope();
         using var generator = new Generator(0);
-        var a = randn([size, size], ScalarType.Float32, generator: generator);
-        var b = randn([size, size], ScalarType.Float32, generator: generator);
+        var dtype = precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var a = randn([size, size], ScalarType.Float32, generator: generator).to(dtype);
+        var b = randn([size, size], ScalarType.Float32, generator: generator).to(dtype);
         var seconds = new List<double>(repetitions);
         for (var r = 0; r < warmupRepetitions + repetitions; r++)
         {
@@ -126,7 +128,8 @@ public static class ModelBenchmark
 
     /// <summary>
     /// Times inference as a deployed classifier runs it: evaluation mode, no gradients, one dispose scope per batch,
-    /// on random token ids with every position real (no padding).
+    /// on random token ids with every position real (no padding). In bfloat16 the steps run on a bfloat16 copy of the
+    /// model, made (untimed) as <see cref="TextClassifier"/> makes it, and freed afterwards; the model is unchanged.
     /// </summary>
     /// <param name="model">The model (left in evaluation mode).</param>
     /// <param name="batchSize">Sequences per step.</param>
@@ -134,15 +137,18 @@ public static class ModelBenchmark
     /// <param name="warmupSteps">Untimed steps first.</param>
     /// <param name="steps">Timed steps.</param>
     /// <param name="seed">Seed of the random tokens.</param>
+    /// <param name="precision">The number format of the forward pass.</param>
     /// <returns>The step times.</returns>
-    public static StepTimings MeasureInference(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0)
+    public static StepTimings MeasureInference(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0,
+        InferencePrecision precision = InferencePrecision.Float32)
     {
         CheckStepArguments(model, batchSize, sequenceLength, warmupSteps, steps);
         using var inputs = NewDisposeScope();
         var (ids, mask, _) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
-        model.eval();
+        using var inference = new InferenceModel<SequenceClassificationModel>(model, TransformerModels.CreateForSequenceClassification) { Precision = precision };
+        var scored = inference.ForScoring(precision);
         using var noGrad = no_grad();
-        return TimeSteps(batchSize, warmupSteps, steps, () => model.forward(ids, mask, null));
+        return TimeSteps(batchSize, warmupSteps, steps, () => scored.forward(ids, mask, null));
     }
 
     /// <summary>

@@ -83,6 +83,14 @@ public abstract class TransformerClassifierOptions : TextClassificationOptions
     /// <summary>Where and how hub ids are downloaded; null reads huggingface_hub's environment variables (HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN).</summary>
     public HubOptions? Hub;
 
+    /// <summary>
+    /// The number format the fitted transformer scores in (training and validation always run in float32). bfloat16
+    /// is several times faster on CPUs with bfloat16 instructions and moves probabilities by about 10⁻²; see
+    /// <see cref="Training.InferencePrecision"/>. It is saved with the model and can be changed on the fitted
+    /// transformer (<see cref="TextClassificationTransformer.InferencePrecision"/>).
+    /// </summary>
+    public InferencePrecision InferencePrecision = InferencePrecision.Float32;
+
     internal FineTuningOptions ToFineTuning() => new()
     {
         Epochs = NumberOfEpochs,
@@ -269,6 +277,10 @@ public static class TransformerClassifierCatalog
 
         var fineTuning = options.ToFineTuning();
         fineTuning.Validate();
+        if (!Enum.IsDefined(options.InferencePrecision))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.InferencePrecision, $"InferencePrecision must be {nameof(InferencePrecision.Float32)} or {nameof(InferencePrecision.BFloat16)}.");
+        }
         if (options.Strategy == ClassificationStrategy.Prompt)
         {
             if (options.Shots < 0)
@@ -284,12 +296,20 @@ public static class TransformerClassifierCatalog
             return new TextClassificationEstimator(env, task, options, new PromptTrainer(options, kind, fineTuning), PromptTextClassifier.Kind);
         }
 
-        return new TextClassificationEstimator(env, task, options, new FineTuningTrainer(options.ModelPath, options.Hub, kind, fineTuning), TransformerTextClassifier.Kind);
+        return new TextClassificationEstimator(env, task, options,
+            new FineTuningTrainer(options.ModelPath, options.Hub, kind, fineTuning, options.InferencePrecision), TransformerTextClassifier.Kind);
     }
 }
 
+/// <summary>A classifier that can score in another number format than float32.</summary>
+internal interface IInferencePrecisionSetting
+{
+    /// <summary>The number format scoring runs in.</summary>
+    InferencePrecision InferencePrecision { get; set; }
+}
+
 /// <summary>The ML.NET face of a <see cref="TextClassifier"/>.</summary>
-internal sealed class TransformerTextClassifier(TextClassifier inner) : ITextClassifier
+internal sealed class TransformerTextClassifier(TextClassifier inner) : ITextClassifier, IInferencePrecisionSetting
 {
     /// <summary>Stored in model files to find the loader: never rename.</summary>
     public const string Kind = "transformer";
@@ -297,6 +317,12 @@ internal sealed class TransformerTextClassifier(TextClassifier inner) : ITextCla
     public TextClassifier Inner => inner;
 
     public int ClassCount => inner.Labels.Count;
+
+    public InferencePrecision InferencePrecision
+    {
+        get => inner.InferencePrecision;
+        set => inner.InferencePrecision = value;
+    }
 
     public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts) =>
         inner.PredictProbabilities(texts, secondTexts, Math.Max(1, texts.Count));
@@ -313,7 +339,7 @@ internal sealed class TransformerTextClassifierLoader : ITextClassifierLoader
 }
 
 /// <summary>Builds a classifier from the model path and fine-tunes it on the rows the estimator read.</summary>
-internal sealed class FineTuningTrainer(string modelPath, HubOptions? hub, ClassifierKind kind, FineTuningOptions options) : ITextClassifierTrainer
+internal sealed class FineTuningTrainer(string modelPath, HubOptions? hub, ClassifierKind kind, FineTuningOptions options, InferencePrecision precision) : ITextClassifierTrainer
 {
     public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context)
     {
@@ -330,17 +356,24 @@ internal sealed class FineTuningTrainer(string modelPath, HubOptions? hub, Class
             throw;
         }
 
+        classifier.InferencePrecision = precision;
         return new TransformerTextClassifier(classifier);
     }
 }
 
 /// <summary>The ML.NET face of a <see cref="PromptClassifier"/>.</summary>
-internal sealed class PromptTextClassifier(PromptClassifier inner) : ITextClassifier
+internal sealed class PromptTextClassifier(PromptClassifier inner) : ITextClassifier, IInferencePrecisionSetting
 {
     /// <summary>Stored in model files to find the loader: never rename.</summary>
     public const string Kind = "transformer-prompt";
 
     public int ClassCount => inner.Labels.Count;
+
+    public InferencePrecision InferencePrecision
+    {
+        get => inner.InferencePrecision;
+        set => inner.InferencePrecision = value;
+    }
 
     public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts) =>
         inner.PredictProbabilities(texts, secondTexts, Math.Max(1, texts.Count));
@@ -382,6 +415,7 @@ internal sealed class PromptTrainer(TransformerClassifierOptions settings, Class
             throw;
         }
 
+        classifier.InferencePrecision = settings.InferencePrecision;
         return new PromptTextClassifier(classifier);
     }
 }

@@ -174,7 +174,7 @@ public static class TransformerModels
                 throw new InvalidDataException($"{shapes}. The weights do not belong to this config.");
             }
 
-            target.copy_(tensor.to(target.dtype));
+            target.copy_(tensor); // copy_ casts to the parameter's dtype; a converted temporary would outlive this call
         }
 
         var unexpected = stateDict.Keys

@@ -72,6 +72,8 @@ public static class FineTuner
             return 0;
         }
 
+        classifier.WeightsChanged();
+
         var model = classifier.Module;
         var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.EncodeForTraining(train.Texts[i], train.SecondTexts?[i])).ToArray();
         var lengths = encoded.Select(classifier.TokenCount).ToArray();
@@ -178,6 +180,7 @@ public static class FineTuner
         {
             DisposeAll(best);
             model.eval();
+            classifier.WeightsChanged();
         }
 
         return bestEpoch;

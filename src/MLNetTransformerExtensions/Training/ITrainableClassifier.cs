@@ -25,9 +25,12 @@ internal interface ITrainableClassifier<TRow>
     /// <summary>The mean training loss of a batch (a scalar with a graph to back-propagate).</summary>
     Tensor Loss(IReadOnlyList<TRow> rows, long[] labels);
 
-    /// <summary>Class probabilities, as the classifier predicts them after training.</summary>
+    /// <summary>Class probabilities, as the classifier predicts them after training, in float32 (validation picks the epoch to keep).</summary>
     float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize);
 
     /// <summary>Called before each validation pass, after the weights changed (e.g. to refresh a calibration).</summary>
     void BeforeValidation();
+
+    /// <summary>Called when training starts and when it ends: the weights change, so a bfloat16 copy made for inference is stale.</summary>
+    void WeightsChanged();
 }

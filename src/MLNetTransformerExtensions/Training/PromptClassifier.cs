@@ -45,6 +45,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     private readonly int[][] _continuations;
     private readonly int[] _continuationOfWord;
     private readonly int _budget;
+    private readonly InferenceModel<LanguageModel> _inference;
     private PromptEncoder _encoder;
     private IReadOnlyList<Demonstration> _demonstrations = [];
     private double[]? _calibration;
@@ -68,6 +69,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var longestContinuation = _continuations.Max(c => c.Length);
         _budget = kind == ClassifierKind.Decoder ? Math.Min(maxLength, SaturatingSubtract(tokenizer.ModelMaxLength, longestContinuation)) : maxLength;
         _encoder = CreateEncoder([]);
+        _inference = new InferenceModel<LanguageModel>(model, TransformerModels.CreateForLanguageModeling);
     }
 
     /// <summary>The language model (masked-LM for encoders, causal-LM for decoders).</summary>
@@ -87,6 +89,19 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
     /// <summary>The options, with the template and label words resolved (defaults filled in, label words as tokenized).</summary>
     public PromptOptions Options { get; }
+
+    /// <summary>
+    /// The number format <see cref="PredictProbabilities"/> and <see cref="ScoreLabelWords"/> run in (float32 by default).
+    /// With bfloat16, a bfloat16 copy of <see cref="Model"/> is made on first use and kept; <see cref="FineTuner"/> drops
+    /// it when it changes the weights. If you change <see cref="Model"/>'s weights yourself, set float32 and back to copy
+    /// them again. Training, the calibration and what <see cref="Save"/> writes are float32 whatever this says.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined precision.</exception>
+    public InferencePrecision InferencePrecision
+    {
+        get => _inference.Precision;
+        set => _inference.Precision = value;
+    }
 
     /// <summary>The prompt template.</summary>
     public PromptTemplate Template { get; }
@@ -249,9 +264,12 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <param name="secondTexts">Second texts (when the template has <c>{text2}</c>), or null.</param>
     /// <param name="batchSize">Sequences per forward pass.</param>
     /// <returns>One probability vector per row, in label order: the softmax of the label-word scores, divided by the calibration when there is one.</returns>
-    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64)
+    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64) =>
+        ProbabilitiesIn(texts, secondTexts, batchSize, InferencePrecision);
+
+    private float[][] ProbabilitiesIn(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize, InferencePrecision precision)
     {
-        var scores = ScoreLabelWords(texts, secondTexts, batchSize);
+        var scores = ScoresIn(texts, secondTexts, batchSize, precision);
         var result = new float[scores.Length][];
         for (var r = 0; r < scores.Length; r++)
         {
@@ -270,19 +288,22 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <summary>
     /// The log-probability of each class's label word given each row's prompt: for a word of several tokens the sum
     /// of its tokens' log-probabilities (teacher forced), or their mean with <see cref="PromptOptions.LengthNormalized"/>.
-    /// Uncalibrated.
+    /// Uncalibrated; computed in <see cref="InferencePrecision"/>.
     /// </summary>
     /// <param name="texts">First texts.</param>
     /// <param name="secondTexts">Second texts (when the template has <c>{text2}</c>), or null.</param>
     /// <param name="batchSize">Sequences per forward pass.</param>
     /// <returns>One score per class for each row.</returns>
     /// <exception cref="ArgumentException">Second texts are given for a template without <c>{text2}</c>, or the other way round.</exception>
-    public double[][] ScoreLabelWords(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64)
+    public double[][] ScoreLabelWords(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64) =>
+        ScoresIn(texts, secondTexts, batchSize, InferencePrecision);
+
+    private double[][] ScoresIn(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize, InferencePrecision precision)
     {
         ArgumentNullException.ThrowIfNull(texts);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         CheckPairs(texts, secondTexts);
-        Model.eval();
+        var model = _inference.ForScoring(precision);
         var result = new double[texts.Count][];
         var perBatch = Kind == ClassifierKind.Decoder ? Math.Max(1, batchSize / _continuations.Length) : batchSize;
         using var _ = no_grad();
@@ -291,7 +312,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             using var scope = NewDisposeScope();
             var count = Math.Min(perBatch, texts.Count - start);
             var rows = Enumerable.Range(start, count).Select(i => _encoder.Encode(texts[i] ?? string.Empty, secondTexts?[i])).ToList();
-            var scores = Score(rows);
+            var scores = Score(model, rows);
             for (var r = 0; r < count; r++)
             {
                 result[start + r] = scores[r];
@@ -364,12 +385,19 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
         _calibration = null;
         var content = Options.ContentFreeText;
-        var scores = ScoreLabelWords([content], Template.HasSecondText ? [content] : null)[0];
+        var scores = ScoresIn([content], Template.HasSecondText ? [content] : null, 1, InferencePrecision.Float32)[0];
         _calibration = [.. Softmax(scores).Select(p => (double)p)];
     }
 
-    /// <summary>Frees the network's native memory.</summary>
-    public void Dispose() => Model.Dispose();
+    /// <summary>Frees the network's native memory, and its bfloat16 copy if there is one.</summary>
+    public void Dispose()
+    {
+        _inference.Dispose();
+        Model.Dispose();
+    }
+
+    /// <summary>Whether a bfloat16 copy of the weights is alive (for tests).</summary>
+    internal bool HasInferenceCopy => _inference.HasCopy;
 
     nn.Module ITrainableClassifier<PromptRow>.Module => Model;
 
@@ -391,7 +419,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     {
         if (Kind == ClassifierKind.Encoder)
         {
-            var hidden = Hidden([.. rows.Select(r => r.Ids)], out var offsets);
+            var hidden = Hidden(Model, [.. rows.Select(r => r.Ids)], out var offsets);
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                   // (B, H)
             var wordLogits = Model.PredictTokens(atMask).index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray())); // (B, K)
@@ -401,7 +429,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         // Teacher forcing: the prompt then the true word but its last token; token j of the word is predicted at
         // position (end of prompt + j).
         var words = labels.Select(y => _labelTokens[y]).ToArray();
-        var states = Hidden([.. rows.Select((r, i) => (int[])[.. r.Ids, .. words[i][..^1]])], out var columnOffsets);
+        var states = Hidden(Model, [.. rows.Select((r, i) => (int[])[.. r.Ids, .. words[i][..^1]])], out var columnOffsets);
         var rowIndex = new List<long>();
         var columns = new List<long>();
         var targets = new List<long>();
@@ -419,10 +447,13 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         return nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
     }
 
+    // Validation selects the epoch to keep, so it scores the float32 weights being trained.
     float[][] ITrainableClassifier<PromptRow>.PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize) =>
-        PredictProbabilities(texts, secondTexts, batchSize);
+        ProbabilitiesIn(texts, secondTexts, batchSize, InferencePrecision.Float32);
 
     void ITrainableClassifier<PromptRow>.BeforeValidation() => Recalibrate();
+
+    void ITrainableClassifier<PromptRow>.WeightsChanged() => _inference.Discard();
 
     /// <summary>The tokenized prompt of one row, as it is scored.</summary>
     internal PromptRow EncodePrompt(string text, string? secondText) => _encoder.Encode(text, secondText);
@@ -430,17 +461,17 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <summary>How the decoder pads batches; both sides give the same scores (positions count real tokens only).</summary>
     internal PaddingSide Padding { get; set; } = PaddingSide.Right;
 
-    /// <summary>Label-word scores (B, K) of encoded prompts.</summary>
-    private double[][] Score(IReadOnlyList<PromptRow> rows)
+    /// <summary>Label-word scores (B, K) of encoded prompts; the vocabulary logits become float32 before the log-softmax.</summary>
+    private double[][] Score(LanguageModel model, IReadOnlyList<PromptRow> rows)
     {
         var classes = _labelTokens.Length;
         var scores = new double[rows.Count][];
         if (Kind == ClassifierKind.Encoder)
         {
-            var hidden = Hidden([.. rows.Select(r => r.Ids)], out var offsets);
+            var hidden = Hidden(model, [.. rows.Select(r => r.Ids)], out var offsets);
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                       // (B, H)
-            var logProbabilities = Model.PredictTokens(atMask).log_softmax(-1)
+            var logProbabilities = model.PredictTokens(atMask).to(ScalarType.Float32).log_softmax(-1)
                 .index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray()));                        // (B, K)
             var flat = logProbabilities.contiguous().data<float>().ToArray();
             for (var r = 0; r < rows.Count; r++)
@@ -454,7 +485,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         // One sequence per (row, continuation); all words sharing a continuation are read off the same sequence.
         var continuations = _continuations.Length;
         var sequences = rows.SelectMany(r => _continuations.Select(c => (int[])[.. r.Ids, .. c])).ToList();
-        var states = Hidden(sequences, out var columnOffsets);
+        var states = Hidden(model, sequences, out var columnOffsets);
         var gatherRows = new List<long>();
         var gatherColumns = new List<long>();
         var firstGathered = new int[sequences.Count];
@@ -469,8 +500,8 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             }
         }
 
-        var logits = Model.PredictTokens(states[tensor(gatherRows.ToArray()), tensor(gatherColumns.ToArray())]); // (N, V)
-        var logSoftmax = logits.log_softmax(-1);
+        var logits = model.PredictTokens(states[tensor(gatherRows.ToArray()), tensor(gatherColumns.ToArray())]); // (N, V)
+        var logSoftmax = logits.to(ScalarType.Float32).log_softmax(-1);
         var pickRows = new List<long>();
         var pickTokens = new List<long>();
         for (var r = 0; r < rows.Count; r++)
@@ -507,13 +538,13 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     }
 
     /// <summary>Final hidden states (B, T, H) of padded sequences; <paramref name="offsets"/> is each row's first column.</summary>
-    private Tensor Hidden(IReadOnlyList<int[]> sequences, out int[] offsets)
+    private Tensor Hidden(LanguageModel model, IReadOnlyList<int[]> sequences, out int[] offsets)
     {
         var side = Kind == ClassifierKind.Decoder ? Padding : PaddingSide.Right;
         var batch = EncodedBatch.Pad(sequences, null, Tokenizer.PadTokenId, side);
         offsets = [.. Enumerable.Range(0, batch.BatchSize).Select(batch.FirstTokenColumn)];
         var (ids, mask, _) = Batches.ToTensors(batch);
-        return Model.HiddenStates(ids, mask, null);
+        return model.HiddenStates(ids, mask, null);
     }
 
     private void UseDemonstrations(IReadOnlyList<Demonstration> demonstrations)

@@ -17,12 +17,15 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <summary>Our own settings beside HuggingFace's files.</summary>
     internal const string SettingsFile = "mlnet_transformers.json";
 
+    private readonly InferenceModel<SequenceClassificationModel> _inference;
+
     internal TextClassifier(SequenceClassificationModel model, TransformerTokenizer tokenizer, ClassifierKind kind, int maxLength)
     {
         Model = model;
         Tokenizer = tokenizer;
         Kind = kind;
         MaxLength = maxLength;
+        _inference = new InferenceModel<SequenceClassificationModel>(model, TransformerModels.CreateForSequenceClassification);
     }
 
     /// <summary>The network.</summary>
@@ -39,6 +42,19 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
     /// <summary>Class names in class-index order.</summary>
     public IReadOnlyList<string> Labels => Model.Config.Labels;
+
+    /// <summary>
+    /// The number format <see cref="PredictProbabilities"/> runs in (float32 by default). With bfloat16, a bfloat16 copy
+    /// of <see cref="Model"/> is made on first use and kept; <see cref="FineTuner"/> drops it when it changes the weights.
+    /// If you change <see cref="Model"/>'s weights yourself, set float32 and back to copy them again. Training, and
+    /// what <see cref="Save"/> writes, are float32 whatever this says.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined precision.</exception>
+    public InferencePrecision InferencePrecision
+    {
+        get => _inference.Precision;
+        set => _inference.Precision = value;
+    }
 
     /// <summary>
     /// Builds a classifier from a HuggingFace folder for the given classes. Weights load from the folder when it has
@@ -108,14 +124,19 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         File.WriteAllText(Path.Combine(folder, SettingsFile), settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Class probabilities for texts, in input order, computed in padded batches under no-grad.</summary>
+    /// <summary>
+    /// Class probabilities for texts, in input order, computed in padded batches under no-grad, in <see cref="InferencePrecision"/>.
+    /// </summary>
     /// <param name="texts">First texts.</param>
     /// <param name="secondTexts">Second texts (sentence pairs), or null.</param>
     /// <param name="batchSize">Rows per forward pass.</param>
     /// <returns>One probability vector per row, in label order.</returns>
-    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64)
+    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64) =>
+        ProbabilitiesIn(texts, secondTexts, batchSize, InferencePrecision);
+
+    private float[][] ProbabilitiesIn(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize, InferencePrecision precision)
     {
-        Model.eval();
+        var model = _inference.ForScoring(precision);
         var result = new float[texts.Count][];
         using var _ = no_grad();
         for (var start = 0; start < texts.Count; start += batchSize)
@@ -123,7 +144,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
             using var scope = NewDisposeScope();
             var count = Math.Min(batchSize, texts.Count - start);
             var rows = Enumerable.Range(start, count).Select(i => Encode(texts[i], secondTexts?[i])).ToList();
-            var probabilities = Logits(rows).softmax(-1).contiguous().data<float>().ToArray();
+            var probabilities = Logits(model, rows).to(ScalarType.Float32).softmax(-1).contiguous().data<float>().ToArray();
             var classes = Labels.Count;
             for (var r = 0; r < count; r++)
             {
@@ -147,15 +168,22 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         return encoded;
     }
 
-    /// <summary>Logits (B, K) of already-tokenized rows, padded on the right.</summary>
-    internal Tensor Logits(IReadOnlyList<EncodedText> rows)
+    /// <summary>Logits (B, K), in the model's dtype, of already-tokenized rows, padded on the right.</summary>
+    private Tensor Logits(SequenceClassificationModel model, IReadOnlyList<EncodedText> rows)
     {
         var (ids, mask, types) = Batches.ToTensors(EncodedBatch.Pad(rows, Tokenizer.PadTokenId));
-        return Model.forward(ids, mask, Model.Config.Family is ModelFamily.Bert ? types : null);
+        return model.forward(ids, mask, model.Config.Family is ModelFamily.Bert ? types : null);
     }
 
-    /// <summary>Frees the network's native memory.</summary>
-    public void Dispose() => Model.Dispose();
+    /// <summary>Frees the network's native memory, and its bfloat16 copy if there is one.</summary>
+    public void Dispose()
+    {
+        _inference.Dispose();
+        Model.Dispose();
+    }
+
+    /// <summary>Whether a bfloat16 copy of the weights is alive (for tests).</summary>
+    internal bool HasInferenceCopy => _inference.HasCopy;
 
     TorchSharp.torch.nn.Module ITrainableClassifier<EncodedText>.Module => Model;
 
@@ -166,11 +194,17 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     int ITrainableClassifier<EncodedText>.TokenCount(EncodedText row) => row.InputIds.Length;
 
     Tensor ITrainableClassifier<EncodedText>.Loss(IReadOnlyList<EncodedText> rows, long[] labels) =>
-        TorchSharp.torch.nn.functional.cross_entropy(Logits(rows), tensor(labels));
+        TorchSharp.torch.nn.functional.cross_entropy(Logits(Model, rows), tensor(labels));
+
+    // Validation selects the epoch to keep, so it scores the float32 weights being trained.
+    float[][] ITrainableClassifier<EncodedText>.PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize) =>
+        ProbabilitiesIn(texts, secondTexts, batchSize, InferencePrecision.Float32);
 
     void ITrainableClassifier<EncodedText>.BeforeValidation()
     {
     }
+
+    void ITrainableClassifier<EncodedText>.WeightsChanged() => _inference.Discard();
 
     private static JsonObject? ReadSettings(string folder)
     {

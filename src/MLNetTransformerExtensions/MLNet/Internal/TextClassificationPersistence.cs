@@ -4,6 +4,7 @@ using Microsoft.ML.Data.IO;
 using Microsoft.ML.Runtime;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.MLNet.Internal;
+using MLNetTransformerExtensions.Training;
 
 // Lets mlContext.Model.Load find Create below: the model file names this assembly and the loader signature.
 [assembly: LoadableClass(typeof(TextClassificationTransformer), typeof(TextClassificationPersistence), null, typeof(SignatureLoadModel),
@@ -16,7 +17,7 @@ namespace MLNetTransformerExtensions.MLNet.Internal;
 /// ML.NET's internal persistence API (<see cref="ModelSaveContext"/>, <see cref="ModelLoadContext"/>).
 /// </summary>
 /// <remarks>
-/// <para>Binary format of the transformer's main stream, version 0x00010001:</para>
+/// <para>Binary format of the transformer's main stream, version 0x00010002:</para>
 /// <list type="number">
 /// <item>int32: task, 0 = multiclass, 1 = binary</item>
 /// <item>int32: string id of the text column name</item>
@@ -32,6 +33,8 @@ namespace MLNetTransformerExtensions.MLNet.Internal;
 /// <item>K × int32: string id of each class name, by class index</item>
 /// <item>byte: 1 when the label's key values follow, else 0 (binary tasks, keys without values)</item>
 /// <item>if 1: the key values' type and value in ML.NET's BinarySaver codec format (a <c>Vector&lt;T, K&gt;</c>)</item>
+/// <item>int32: inference precision, 0 = float32, 1 = bfloat16 (<see cref="InferencePrecision"/>); absent in version
+/// 0x00010001, which reads as float32</item>
 /// </list>
 /// <para>
 /// String ids index the model's string table. The classifier's files are in the entry
@@ -48,10 +51,13 @@ internal static class TextClassificationPersistence
 
     private const int FolderFormatVersion = 1;
 
+    // Versions: 0x00010001 the initial format; 0x00010002 adds the inference precision (older code cannot read it).
+    private const uint PrecisionVersion = 0x00010002;
+
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "TXTCLSFR",
-        verWrittenCur: 0x00010001, // initial format
-        verReadableCur: 0x00010001,
+        verWrittenCur: PrecisionVersion,
+        verReadableCur: PrecisionVersion,
         verWeCanReadBack: 0x00010001,
         loaderAssemblyName: typeof(TextClassificationTransformer).Assembly.FullName,
         loaderSignature: LoaderSignature);
@@ -86,6 +92,8 @@ internal static class TextClassificationPersistence
         {
             KeyValueCodec.Write(transformer.Environment, ctx.Writer, labels.KeyValuesType, labels.KeyValues!);
         }
+
+        ctx.Writer.Write((int)transformer.InferencePrecision);
 
         var folder = NewTemporaryFolder();
         try
@@ -143,6 +151,13 @@ internal static class TextClassificationPersistence
 
         Decode(labels.ClassNames.SequenceEqual(classNames), "class names do not match the label's key values");
 
+        var precision = InferencePrecision.Float32;
+        if (ctx.Header.ModelVerWritten >= PrecisionVersion)
+        {
+            precision = (InferencePrecision)ctx.Reader.ReadInt32();
+            Decode(Enum.IsDefined(precision), $"inference precision {(int)precision}");
+        }
+
         var folder = NewTemporaryFolder();
         ITextClassifier classifier;
         try
@@ -161,7 +176,18 @@ internal static class TextClassificationPersistence
             throw new FormatException($"The saved '{kind}' classifier loaded with {classifier.ClassCount} classes; the model has {classCount}.");
         }
 
-        return new TextClassificationTransformer(env, columns, batchSize, classifier, kind, kindAssembly, labels);
+        var transformer = new TextClassificationTransformer(env, columns, batchSize, classifier, kind, kindAssembly, labels);
+        try
+        {
+            transformer.InferencePrecision = precision;
+        }
+        catch (NotSupportedException e)
+        {
+            transformer.Dispose();
+            throw new FormatException($"The model file asks for {precision} scoring, which its '{kind}' classifier does not support: {e.Message}", e);
+        }
+
+        return transformer;
     }
 
     /// <summary>
