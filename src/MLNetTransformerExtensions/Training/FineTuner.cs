@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MLNetTransformerExtensions.Benchmarks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -73,8 +74,10 @@ public static class FineTuner
         }
 
         var model = classifier.Module;
+        var tokenizing = PipelineTimings.Start();
         var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.EncodeForTraining(train.Texts[i], train.SecondTexts?[i])).ToArray();
         var lengths = encoded.Select(classifier.TokenCount).ToArray();
+        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
         var random = new Random(options.Seed);
         var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
@@ -93,7 +96,9 @@ public static class FineTuner
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
                 model.train();
+                var batching = PipelineTimings.Start();
                 var batches = LengthGroupedBatches(lengths, options.BatchSize, random);
+                PipelineTimings.Stop(PipelineStage.Batch, batching);
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0;
                 var seen = 0;
@@ -101,21 +106,25 @@ public static class FineTuner
                 for (var b = 0; b < batches.Count; b++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
+                    long backward;
                     using (var scope = NewDisposeScope())
                     {
                         var rows = batches[b];
                         var loss = classifier.Loss([.. rows.Select(i => encoded[i])], [.. rows.Select(i => (long)train.Labels[i])]);
+                        backward = PipelineTimings.Start();
                         (loss / options.GradientAccumulationSteps).backward();
                         lossSum += loss.item<float>() * rows.Length;
                         seen += rows.Length;
                     }
 
+                    PipelineTimings.Stop(PipelineStage.Backward, backward);
                     var boundary = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
                     if (!boundary)
                     {
                         continue;
                     }
 
+                    var stepping = PipelineTimings.Start();
                     var rate = LearningRate(step, totalSteps, warmupSteps, options.LearningRate);
                     foreach (var group in optimizer.ParamGroups)
                     {
@@ -129,6 +138,7 @@ public static class FineTuner
 
                     optimizer.step();
                     optimizer.zero_grad();
+                    PipelineTimings.Stop(PipelineStage.OptimizerStep, stepping);
                     step++;
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
                         seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Checkpoints;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
@@ -122,8 +123,13 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         {
             using var scope = NewDisposeScope();
             var count = Math.Min(batchSize, texts.Count - start);
+            var tokenizing = PipelineTimings.Start();
             var rows = Enumerable.Range(start, count).Select(i => Encode(texts[i], secondTexts?[i])).ToList();
-            var probabilities = Logits(rows).softmax(-1).contiguous().data<float>().ToArray();
+            PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
+            var logits = Logits(rows);
+            var forward = PipelineTimings.Start();
+            var probabilities = logits.softmax(-1).contiguous().data<float>().ToArray();
+            PipelineTimings.Stop(PipelineStage.Forward, forward);
             var classes = Labels.Count;
             for (var r = 0; r < count; r++)
             {
@@ -150,8 +156,15 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <summary>Logits (B, K) of already-tokenized rows, padded on the right.</summary>
     internal Tensor Logits(IReadOnlyList<EncodedText> rows)
     {
-        var (ids, mask, types) = Batches.ToTensors(EncodedBatch.Pad(rows, Tokenizer.PadTokenId));
-        return Model.forward(ids, mask, Model.Config.Family is ModelFamily.Bert ? types : null);
+        var batching = PipelineTimings.Start();
+        var batch = EncodedBatch.Pad(rows, Tokenizer.PadTokenId);
+        var (ids, mask, types) = Batches.ToTensors(batch);
+        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        PipelineTimings.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        var forward = PipelineTimings.Start();
+        var logits = Model.forward(ids, mask, Model.Config.Family is ModelFamily.Bert ? types : null);
+        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        return logits;
     }
 
     /// <summary>Frees the network's native memory.</summary>
@@ -165,8 +178,14 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
     int ITrainableClassifier<EncodedText>.TokenCount(EncodedText row) => row.InputIds.Length;
 
-    Tensor ITrainableClassifier<EncodedText>.Loss(IReadOnlyList<EncodedText> rows, long[] labels) =>
-        TorchSharp.torch.nn.functional.cross_entropy(Logits(rows), tensor(labels));
+    Tensor ITrainableClassifier<EncodedText>.Loss(IReadOnlyList<EncodedText> rows, long[] labels)
+    {
+        var logits = Logits(rows);
+        var loss = PipelineTimings.Start();
+        var result = TorchSharp.torch.nn.functional.cross_entropy(logits, tensor(labels));
+        PipelineTimings.Stop(PipelineStage.Forward, loss);
+        return result;
+    }
 
     void ITrainableClassifier<EncodedText>.BeforeValidation()
     {
