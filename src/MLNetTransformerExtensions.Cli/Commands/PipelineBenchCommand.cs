@@ -203,7 +203,7 @@ internal static class PipelineBenchCommand
             Row("  batching, padding", p => Stage(p, p.BatchSeconds));
             Row("  other (ML.NET, evaluation, columns)", p => Stage(p, p.OtherSeconds));
             Row("padding share", p => F($"{p.PaddingShare:P1}"));
-            Row("peak RSS", p => F($"{p.PeakResidentMegabytes:F0} MB"));
+            Row("RSS at start / peak / end", p => F($"{p.StartResidentMegabytes:F0} / {p.PeakResidentMegabytes:F0} / {p.ResidentMegabytes:F0} MB"));
             Row("other processes' CPU", p => p.OtherCpuPercent is double c ? F($"{c:F0} %") : "n/a");
             table.AddRow("test accuracy", string.Empty, Markup.Escape(F($"{Result.Accuracy:P2}")), string.Empty);
             if (Preset && Settings.Model == "nasbert-size")
@@ -312,6 +312,7 @@ internal static class PipelineBenchCommand
             ["tokens"] = p.Tokens,
             ["padded_tokens"] = p.PaddedTokens,
             ["padding_share"] = Round(p.PaddingShare, 4),
+            ["start_rss_mb"] = Round(p.StartResidentMegabytes, 1),
             ["peak_rss_mb"] = Round(p.PeakResidentMegabytes, 1),
             ["rss_mb"] = Round(p.ResidentMegabytes, 1),
             ["other_cpu_percent"] = p.OtherCpuPercent is double c ? Round(c, 1) : null,

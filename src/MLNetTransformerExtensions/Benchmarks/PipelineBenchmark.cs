@@ -190,6 +190,7 @@ public static class PipelineBenchmark
         GC.Collect();
         GC.WaitForPendingFinalizers();
         ProcessMemory.TryResetPeak();
+        var startMemory = ProcessMemory.Read();
         var before = PipelineTimings.Snapshot();
         var cpu = CpuContention.Start();
         var clock = Stopwatch.StartNew();
@@ -201,7 +202,7 @@ public static class PipelineBenchmark
         return new PipelinePhase(name, rows, seconds,
             stages[PipelineStage.ReadRows], stages[PipelineStage.Setup], stages[PipelineStage.Tokenize], stages[PipelineStage.Batch],
             stages[PipelineStage.Forward], stages[PipelineStage.Backward], stages[PipelineStage.OptimizerStep],
-            stages.Batches, stages.Tokens, stages.PaddedTokens, memory.PeakResidentMegabytes, memory.ResidentMegabytes, contention);
+            stages.Batches, stages.Tokens, stages.PaddedTokens, startMemory.ResidentMegabytes, memory.PeakResidentMegabytes, memory.ResidentMegabytes, contention);
     }
 
     /// <summary>The text and label columns as strings (labels of any type, as text), checking that both exist.</summary>
@@ -360,13 +361,14 @@ public sealed record PipelineBenchmarkResult(
 /// <param name="Batches">Batches the network ran.</param>
 /// <param name="Tokens">Real tokens in those batches.</param>
 /// <param name="PaddedTokens">Positions in those batches, padding included.</param>
+/// <param name="StartResidentMegabytes">The resident size as the phase started, MiB.</param>
 /// <param name="PeakResidentMegabytes">The largest resident size during the phase (or since the process started, where it cannot be reset), MiB.</param>
 /// <param name="ResidentMegabytes">The resident size at the end of the phase, MiB.</param>
 /// <param name="OtherCpuPercent">The share of the machine's CPU time other processes took during the phase, or null off Linux.</param>
 public sealed record PipelinePhase(
     string Name, long Rows, double Seconds, double ReadRowsSeconds, double SetupSeconds, double TokenizeSeconds, double BatchSeconds,
     double ForwardSeconds, double BackwardSeconds, double OptimizerStepSeconds, long Batches, long Tokens, long PaddedTokens,
-    double PeakResidentMegabytes, double ResidentMegabytes, double? OtherCpuPercent)
+    double StartResidentMegabytes, double PeakResidentMegabytes, double ResidentMegabytes, double? OtherCpuPercent)
 {
     /// <summary>Throughput.</summary>
     public double RowsPerSecond => Seconds > 0 ? Rows / Seconds : 0;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -58,6 +59,20 @@ public static class FineTuner
     }
 
     private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return TrainSteps(classifier, train, validation, options, progress, cancellationToken);
+        }
+        finally
+        {
+            // The optimizer's state and the steps' tensors are freed by now; without this, their memory stays resident.
+            NativeHeap.Trim();
+        }
+    }
+
+    private static int TrainSteps<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         options.Validate();
