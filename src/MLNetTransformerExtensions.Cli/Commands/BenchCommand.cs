@@ -27,7 +27,7 @@ internal static class BenchCommand
 
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = "bert-mini, gpt2-mini, or a model folder or hub id (its config.json; weights are not loaded, they do not change the timings).", DefaultValueFactory = _ => "bert-mini" };
+        var config = new Option<string>("--config") { Description = "bert-mini, gpt2-mini, nasbert-size, or a model folder or hub id (its config.json; weights are not loaded, they do not change the timings).", DefaultValueFactory = _ => "bert-mini" };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
         var sequenceLength = new Option<int>("--seq-len") { Description = "Tokens per sequence (no padding).", DefaultValueFactory = _ => 128 };
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: the machine's logical cores)." };
@@ -43,6 +43,7 @@ internal static class BenchCommand
         {
             config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize, precision,
         };
+        command.Subcommands.Add(PipelineBenchCommand.Create());
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
             parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize),
@@ -92,12 +93,12 @@ internal static class BenchCommand
             }
 
             stderr.WriteLine($"  {PrecisionOption.Name(settings.Precision)} inference...");
-            var cpu = CpuShare.Start();
+            var cpu = CpuContention.Start();
             var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Precision);
             var afterInference = ProcessMemory.Read();
             var inferenceContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  training...");
-            cpu = CpuShare.Start();
+            cpu = CpuContention.Start();
             var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
             var afterTraining = ProcessMemory.Read();
             var trainingContention = cpu.OtherProcessesPercent();
@@ -202,50 +203,6 @@ internal static class BenchCommand
         }
 
         return texts;
-    }
-
-    /// <summary>
-    /// How much of the machine's CPU time other processes took over an interval (Linux): the busy time in
-    /// <c>/proc/stat</c> minus this process's own CPU time, as a share of all cores' time. Benchmarks on a shared
-    /// machine are only comparable when this stays near 0.
-    /// </summary>
-    private readonly record struct CpuShare(long TotalTicks, long BusyTicks, TimeSpan OwnTime)
-    {
-        public static CpuShare Start()
-        {
-            var (total, busy) = ReadStat();
-            return new CpuShare(total, busy, System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime);
-        }
-
-        /// <summary>Percent of all cores' time used by other processes since <see cref="Start"/>, or null off Linux.</summary>
-        public double? OtherProcessesPercent()
-        {
-            var (total, busy) = ReadStat();
-            if (total <= TotalTicks)
-            {
-                return null;
-            }
-
-            // /proc/stat counts in clock ticks of 1/100 s (USER_HZ) on Linux.
-            var ownTicks = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - OwnTime).TotalSeconds * 100;
-            return Math.Clamp((busy - BusyTicks - ownTicks) / (total - TotalTicks) * 100, 0, 100);
-        }
-
-        /// <summary>All and busy (not idle, not waiting for I/O) ticks of the first, aggregate line of /proc/stat.</summary>
-        private static (long Total, long Busy) ReadStat()
-        {
-            const string stat = "/proc/stat";
-            if (!File.Exists(stat))
-            {
-                return (0, 0);
-            }
-
-            // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
-            var fields = File.ReadLines(stat).First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
-                .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
-            var total = fields.Sum();
-            return (total, total - fields[3] - fields[4]);
-        }
     }
 
     /// <summary>The measurements of one run and how they are shown: a table and the JSON file.</summary>
@@ -355,16 +312,9 @@ internal static class BenchCommand
                 json["tokenization_tokens_per_s"] = Round(Tokenization.TokensPerSecond, 0);
             }
 
-            json["library_version"] = typeof(ModelBenchmark).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
-            json["torchsharp_version"] = Runtime.TorchSharpVersion;
-            json["libtorch_version"] = Runtime.LibTorchVersion;
-            json["dotnet_version"] = Environment.Version.ToString();
-            json["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription;
-            json["cpu"] = CpuName();
-            json["logical_cores"] = Environment.ProcessorCount;
             json["inference_other_cpu_percent"] = InferenceContention is double inferenceOthers ? Round(inferenceOthers, 1) : null;
             json["training_other_cpu_percent"] = TrainingContention is double trainingOthers ? Round(trainingOthers, 1) : null;
-            json["timestamp_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+            BenchEnvironment.AddTo(json, Runtime);
             return json;
         }
 
@@ -373,13 +323,5 @@ internal static class BenchCommand
         private static double Round(double value, int digits) => Math.Round(value, digits);
 
         private static string F(FormattableString value) => value.ToString(CultureInfo.InvariantCulture);
-
-        /// <summary>The CPU's model name from /proc/cpuinfo, or the architecture where there is none.</summary>
-        private static string CpuName()
-        {
-            const string cpuinfo = "/proc/cpuinfo";
-            var line = File.Exists(cpuinfo) ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) : null;
-            return line?[(line.IndexOf(':') + 1)..].Trim() ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
-        }
     }
 }

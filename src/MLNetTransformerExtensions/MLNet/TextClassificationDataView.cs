@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLNetTransformerExtensions.Benchmarks;
 
 namespace MLNetTransformerExtensions.MLNet;
 
@@ -191,6 +192,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
 
         private bool FillBatch()
         {
+            var reading = PipelineTimings.Start();
             _count = 0;
             while (!_inputDone && _count < _texts.Length)
             {
@@ -215,6 +217,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
                 _count++;
             }
 
+            PipelineTimings.Stop(PipelineStage.ReadRows, reading);
             if (_count == 0)
             {
                 return false;

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.MLNet.Internal;
 using MLNetTransformerExtensions.Training;
 
@@ -145,6 +146,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     /// <summary>Reads the text and label columns into memory, rejecting rows whose label is missing.</summary>
     private LabeledTexts ReadExamples(IDataView data, string what)
     {
+        var reading = PipelineTimings.Start();
         var schema = data.Schema;
         var textColumn = schema[_columns.Text];
         var secondColumn = _columns.SecondText is { } secondName ? schema[secondName] : (DataViewSchema.Column?)null;
@@ -166,6 +168,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
             classes.Add(readClass());
         }
 
+        PipelineTimings.Stop(PipelineStage.ReadRows, reading);
         return new LabeledTexts(texts, secondTexts, classes);
     }
 

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -59,6 +61,20 @@ public static class FineTuner
     private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
+        try
+        {
+            return TrainSteps(classifier, train, validation, options, progress, cancellationToken);
+        }
+        finally
+        {
+            // The optimizer's state and the steps' tensors are freed by now; without this, their memory stays resident.
+            NativeHeap.Trim();
+        }
+    }
+
+    private static int TrainSteps<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
         options.Validate();
         CheckLabels(train, classifier.ClassCount, "training");
         if (validation is not null)
@@ -75,8 +91,10 @@ public static class FineTuner
         classifier.WeightsChanged();
 
         var model = classifier.Module;
+        var tokenizing = PipelineTimings.Start();
         var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.EncodeForTraining(train.Texts[i], train.SecondTexts?[i])).ToArray();
         var lengths = encoded.Select(classifier.TokenCount).ToArray();
+        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
         var random = new Random(options.Seed);
         var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
@@ -95,7 +113,9 @@ public static class FineTuner
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
                 model.train();
+                var batching = PipelineTimings.Start();
                 var batches = LengthGroupedBatches(lengths, options.BatchSize, random);
+                PipelineTimings.Stop(PipelineStage.Batch, batching);
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0;
                 var seen = 0;
@@ -103,21 +123,25 @@ public static class FineTuner
                 for (var b = 0; b < batches.Count; b++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
+                    long backward;
                     using (var scope = NewDisposeScope())
                     {
                         var rows = batches[b];
                         var loss = classifier.Loss([.. rows.Select(i => encoded[i])], [.. rows.Select(i => (long)train.Labels[i])]);
+                        backward = PipelineTimings.Start();
                         (loss / options.GradientAccumulationSteps).backward();
                         lossSum += loss.item<float>() * rows.Length;
                         seen += rows.Length;
                     }
 
+                    PipelineTimings.Stop(PipelineStage.Backward, backward);
                     var boundary = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
                     if (!boundary)
                     {
                         continue;
                     }
 
+                    var stepping = PipelineTimings.Start();
                     var rate = LearningRate(step, totalSteps, warmupSteps, options.LearningRate);
                     foreach (var group in optimizer.ParamGroups)
                     {
@@ -131,6 +155,7 @@ public static class FineTuner
 
                     optimizer.step();
                     optimizer.zero_grad();
+                    PipelineTimings.Stop(PipelineStage.OptimizerStep, stepping);
                     step++;
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
                         seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false));

@@ -23,7 +23,34 @@ public sealed class ModelBenchmarkTests
         var gpt2 = ModelBenchmark.Preset("gpt2-mini")!;
         Assert.AreEqual((ModelFamily.Gpt2, 4, 256, 4, 1024, 50257), (gpt2.Family, gpt2.NumLayers, gpt2.HiddenSize, gpt2.NumHeads, gpt2.IntermediateSize, gpt2.VocabSize));
         Assert.IsNull(ModelBenchmark.Preset("bert-base"));
-        CollectionAssert.AreEqual(new[] { "bert-mini", "gpt2-mini" }, ModelBenchmark.PresetNames.ToArray());
+        CollectionAssert.AreEqual(new[] { "bert-mini", "gpt2-mini", "nasbert-size" }, ModelBenchmark.PresetNames.ToArray());
+    }
+
+    [TestMethod]
+    public void NasBertSizeMatchesMLNetsNasBertInParametersAndFlops()
+    {
+        var config = ModelBenchmark.Preset("nasbert-size")!;
+        Assert.AreEqual((ModelFamily.Bert, 4, 192, 3, 384, 16384, 512), (config.Family, config.NumLayers, config.HiddenSize, config.NumHeads, config.IntermediateSize, config.VocabSize, config.MaxPositions));
+
+        // ML.NET's NAS-BERT, counted from Microsoft.ML.TorchSharp's NasBert modules: 50265 × 64 token and (512 + 2) × 64
+        // position embeddings, their LayerNorm, a 64 → 192 projection, 4 self-attention cells (q, k, v, out + LayerNorm),
+        // 8 convolution cells (2 × depthwise k + pointwise 192×192, each with LayerNorm; kernels 3, 3, 3, 5, 7, 7, 7, 7), a 192 → 2 head.
+        static long Conv(long k) => 2 * ((192 * k) + 192 + (192 * 192) + 192 + 384);
+        var nasBert = (50265L * 64) + (514 * 64) + 128 + ((64 * 192) + 192) + (4 * ((4 * ((192 * 192) + 192)) + 384))
+            + (3 * Conv(3)) + Conv(5) + (4 * Conv(7)) + ((192 * 2) + 2);
+        Assert.AreEqual(4_475_522, nasBert);
+
+        using var model = TransformerModels.CreateForSequenceClassification(config);
+        var parameters = ModelBenchmark.CountParameters(model);
+        Assert.AreEqual(4_470_338, parameters);
+        Assert.IsTrue(Math.Abs(parameters - nasBert) < 0.01 * nasBert, "within 1 % of NAS-BERT's parameter count");
+
+        // Matmul FLOPs per token without attention scores: NAS-BERT's 4 attention cells (4 projections of 192²) and 16
+        // convolutions (pointwise 192² + depthwise 192·k) plus the 64 → 192 projection, against 4 BERT layers.
+        var nasBertPerToken = (2.0 * 64 * 192) + (4 * 2.0 * 4 * 192 * 192) + (16 * 2.0 * 192 * 192) + (2.0 * 192 * ((6 * 3) + (2 * 5) + (8 * 7)));
+        var perToken = ModelBenchmark.ForwardFlopsPerSequence(config, 1) - (4.0 * 192 * 4);
+        Assert.AreEqual(2_359_296, perToken);
+        Assert.IsTrue(Math.Abs(perToken - nasBertPerToken) < 0.03 * nasBertPerToken, $"{perToken} vs NAS-BERT's {nasBertPerToken}");
     }
 
     [TestMethod]

@@ -1,0 +1,48 @@
+using MLNetTransformerExtensions.Training;
+
+namespace MLNetTransformerExtensions.Tests.Training;
+
+/// <summary>Scoring groups rows of similar length into forward passes, and still answers in input order.</summary>
+[TestClass]
+public sealed class TextClassifierBatchingTests
+{
+    [TestMethod]
+    public void ShortRowsAreCutFromLongOnesWhenThePaddingSavedOutweighsAPass()
+    {
+        // One pass: 6 × 50 = 300 positions + 10; two passes: 4 × 5 + 2 × 50 = 120 positions + 20.
+        CollectionAssert.AreEqual(new[] { 4, 2 }, TextClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 10));
+
+        // A pass dearer than all the padding: one pass.
+        CollectionAssert.AreEqual(new[] { 6 }, TextClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 1000));
+
+        // Equal lengths never gain from a cut; the batch size still bounds a pass.
+        var passes = TextClassifier.Chunks([7, 7, 7, 7, 7, 7, 7, 7, 7, 7], batchSize: 4, passCost: 0.5);
+        Assert.AreEqual((3, 10), (passes.Count, passes.Sum()), string.Join(", ", passes));
+        Assert.IsTrue(passes.All(p => p is >= 1 and <= 4), string.Join(", ", passes));
+        Assert.IsEmpty(TextClassifier.Chunks([], batchSize: 4, passCost: 1));
+    }
+
+    [TestMethod]
+    public void ProbabilitiesComeBackInInputOrderWhateverThePasses()
+    {
+        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c"], ClassifierKind.Encoder, 64, seed: 3, out _);
+        string[] texts =
+        [
+            "a long sentence about a film that goes on and on with many words in it to make it long",
+            "short",
+            "a middling sentence of some words",
+            "tiny",
+            "another long sentence about the acting , the music , the story and the ending of the film",
+            "ok",
+        ];
+        var together = classifier.PredictProbabilities(texts, null, batchSize: 64);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var alone = classifier.PredictProbabilities([texts[i]], null)[0];
+            for (var k = 0; k < alone.Length; k++)
+            {
+                Assert.AreEqual(alone[k], together[i][k], 1e-5, $"row {i}, class {k}");
+            }
+        }
+    }
+}
