@@ -18,9 +18,8 @@ mkdir -p "$out/corpus"
 dotnet build "$repo/src/MLNetTransformerExtensions.Cli" -c Release -v q >/dev/null
 cli() { dotnet "$repo/src/MLNetTransformerExtensions.Cli/bin/Release/net10.0/linux-x64/mlnet-transformers.dll" "$@"; }
 
-for set in sentiment support-tickets; do
-  tail -n +2 "$repo/datasets/$set/train.tsv" | cut -f2- > "$out/corpus/$set-train.txt"
-done
+source "$repo/src/benchmarks/general-corpus.sh"
+general_corpus "$data" "$out"
 
-cli pretrain --input "$data"/gutenberg-nltk/*.txt "$out/corpus/sentiment-train.txt" "$out/corpus/support-tickets-train.txt" \
+cli pretrain --input "${general[@]}" \
     --kind decoder --preset mini --vocab-size 6000 --epochs 6 --learning-rate 8e-4 --seed 1 --output "$out/model" --json

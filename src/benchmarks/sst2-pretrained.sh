@@ -26,11 +26,8 @@ mkdir -p "$out/corpus"
 dotnet build "$repo/src/MLNetTransformerExtensions.Cli" -c Release -v q >/dev/null
 cli() { dotnet "$repo/src/MLNetTransformerExtensions.Cli/bin/Release/net10.0/linux-x64/mlnet-transformers.dll" "$@"; }
 
-# General corpus: public-domain books and this project's own training splits (text column only).
-for set in sentiment support-tickets; do
-  tail -n +2 "$repo/datasets/$set/train.tsv" | cut -f2- > "$out/corpus/$set-train.txt"
-done
-general=("$data"/gutenberg-nltk/*.txt "$out/corpus/sentiment-train.txt" "$out/corpus/support-tickets-train.txt")
+source "$repo/src/benchmarks/general-corpus.sh"
+general_corpus "$data" "$out"
 # Domain text: SST-2's training sentences only.
 tail -n +2 "$data/sst2/train.tsv" | cut -f2 > "$out/corpus/sst2-train.txt"
 
