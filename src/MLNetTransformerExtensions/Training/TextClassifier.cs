@@ -220,16 +220,17 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
     /// <summary>
     /// What one more forward pass costs, in padded positions: its fixed cost (each layer's dozen or so operations, a few
-    /// microseconds each) over the matmul work of one position in one layer (4·H² + 2·H·I FLOPs). The fixed cost,
-    /// 10 MFLOP per layer, was measured on SST-2 sentences with the nasbert-size preset (hidden 192, intermediate 384:
-    /// 34 positions), where passes of 16 to 64 positions' worth did best on 1 and 2 threads. It comes to 470 positions
-    /// for a tiny model (rarely worth a cut) and 6 for MiniLM (hidden 384), whose positions cost more.
+    /// microseconds each, and less parallel work for libtorch's threads in a smaller pass) over the matmul work of one
+    /// position in one layer (4·H² + 2·H·I FLOPs). The fixed cost, 30 MFLOP per layer, was tuned on SST-2 sentences with
+    /// the nasbert-size preset (hidden 192, intermediate 384: 102 positions), balancing 1 and 2 threads (2 threads
+    /// want fewer, larger passes). It comes to about 1400 positions for a tiny model (rarely worth a cut) and 17 for
+    /// MiniLM (hidden 384), whose positions cost more.
     /// </summary>
     private double PassCostInPositions
     {
         get
         {
-            const double passFlopsPerLayer = 1e7;
+            const double passFlopsPerLayer = 3e7;
             double h = Model.Config.HiddenSize, i = Model.Config.IntermediateSize;
             return passFlopsPerLayer / ((4 * h * h) + (2 * h * i));
         }
