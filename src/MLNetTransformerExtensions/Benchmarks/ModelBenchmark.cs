@@ -194,6 +194,7 @@ public static class ModelBenchmark
         var options = new FineTuningOptions();
         using var inputs = NewDisposeScope();
         var (ids, mask, labels) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
+        NativeHeap.PrepareForTraining(model); // as FineTuner does
         using var optimizer = FineTuner.CreateOptimizer(model, options.LearningRate, options.WeightDecay);
         model.train();
         try

@@ -102,6 +102,7 @@ public static class FineTuner
         var warmupSteps = (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
         manual_seed(options.Seed);
+        NativeHeap.PrepareForTraining(model);
         using var optimizer = CreateOptimizer(model, options.LearningRate, options.WeightDecay);
         Dictionary<string, Tensor>? best = null;
         var bestEpoch = 0;

@@ -197,6 +197,7 @@ public static class Pretrainer
             _learningRate = _options.LearningRate ?? (_options.From is null ? ScratchLearningRate : ContinuedLearningRate);
             var (decay, noDecay) = FineTuner.ParameterGroups(_model!);
             _parameterNames = [.. decay.Concat(noDecay).Select(p => p.Name)];
+            NativeHeap.PrepareForTraining(_model!);
             _optimizer = FineTuner.CreateOptimizer(_model!, _learningRate, _options.WeightDecay);
             if (_resumed is not null)
             {

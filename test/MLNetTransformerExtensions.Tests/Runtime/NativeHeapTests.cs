@@ -1,0 +1,82 @@
+using System.Runtime.InteropServices;
+using MLNetTransformerExtensions.Runtime;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Tests.Runtime;
+
+[TestClass]
+public sealed class NativeHeapTests
+{
+    [ClassInitialize]
+    public static void Initialize(TestContext _) => TorchRuntime.EnsureInitialized();
+
+    [TestMethod]
+    public void TheThresholdIsHalfTheLargestParameterWithinGlibcsLimits()
+    {
+        RequireGlibc();
+        using var mid = nn.Sequential(nn.Linear(1024, 2048), nn.Linear(2048, 16));   // 8 MiB weight
+        Assert.AreEqual(4L << 20, NativeHeap.PrepareForTraining(mid));
+
+        using var tiny = nn.Linear(16, 16);
+        Assert.AreEqual(128L << 10, NativeHeap.PrepareForTraining(tiny), "never below glibc's default");
+
+        using var large = nn.Embedding(72_000, 256);                                     // 70.3 MiB
+        Assert.AreEqual(32L << 20, NativeHeap.PrepareForTraining(large), "never above what glibc accepts");
+    }
+
+    [TestMethod]
+    public void BlocksAtTheThresholdGetTheirOwnMappingAndSmallerOnesDoNot()
+    {
+        RequireGlibc();
+        using var model = nn.Linear(1024, 2048);
+        var threshold = NativeHeap.PrepareForTraining(model)!.Value;
+
+        var before = MallInfo2().hblks;
+        using (var large = empty(threshold / sizeof(float) + 1024, ScalarType.Float32))
+        {
+            Assert.AreEqual(before + 1, MallInfo2().hblks, "a block over the threshold is mapped on its own");
+        }
+
+        Assert.AreEqual(before, MallInfo2().hblks, "and unmapped when freed");
+        using (var small = empty(threshold / sizeof(float) / 2, ScalarType.Float32))
+        {
+            Assert.AreEqual(before, MallInfo2().hblks, "a block under the threshold comes from the heap");
+        }
+    }
+
+    [TestMethod]
+    public void AThresholdTheUserSetIsLeftAlone()
+    {
+        RequireGlibc();
+        using var model = nn.Linear(64, 64);
+        var saved = Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_");
+        Environment.SetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_", "65536");
+        try
+        {
+            Assert.IsNull(NativeHeap.PrepareForTraining(model));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_", saved);
+        }
+    }
+
+    private static void RequireGlibc()
+    {
+        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libc.so.6", out var libc) || !NativeLibrary.TryGetExport(libc, "mallinfo2", out _))
+        {
+            Assert.Inconclusive("glibc's allocator is only tuned on Linux with glibc 2.33 or later.");
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallocInfo
+    {
+#pragma warning disable CS0649 // filled by glibc
+        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+#pragma warning restore CS0649
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "mallinfo2")]
+    private static extern MallocInfo MallInfo2();
+}
