@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Microsoft.ML;
 using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Runtime;
+using MLNetTransformerExtensions.Training;
 using Spectre.Console;
 using static TorchSharp.torch;
 
@@ -50,22 +51,23 @@ internal static class PipelineBenchCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: the machine's logical cores)." };
         var seed = new Option<int>("--seed") { Description = "Seed of weights, shuffling and dropout.", DefaultValueFactory = _ => 1 };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results, with the memory curve, to this JSON file." };
+        var precision = PrecisionOption.Create("Number format of scoring and streaming: fp32 (default) or bf16, set on the fitted model. Training is always fp32.");
 
         var command = new Command("pipeline", "Measure training, scoring and streaming through the ML.NET pipeline end to end: rows per second, the share of time outside the model, memory.")
         {
-            data, test, text, label, model, epochs, batchSize, maxLength, learningRate, streamRows, sampleEvery, threads, seed, json,
+            data, test, text, label, model, epochs, batchSize, maxLength, learningRate, streamRows, sampleEvery, threads, seed, json, precision,
         };
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(data)!, parse.GetValue(test)!, parse.GetValue(text)!, parse.GetValue(label)!, parse.GetValue(model)!,
             parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(maxLength), parse.GetValue(learningRate),
             parse.GetValue(streamRows), parse.GetValue(sampleEvery), parse.GetValue(threads) ?? Environment.ProcessorCount, parse.GetValue(seed),
-            parse.GetValue(json))));
+            parse.GetValue(json), PrecisionOption.Parse(parse.GetValue(precision)) ?? InferencePrecision.Float32)));
         return command;
     }
 
     private sealed record Settings(
         FileInfo Data, FileInfo Test, string TextColumn, string LabelColumn, string Model, int Epochs, int BatchSize, int MaxLength,
-        double LearningRate, long StreamRows, int SampleEvery, int Threads, int Seed, FileInfo? Json);
+        double LearningRate, long StreamRows, int SampleEvery, int Threads, int Seed, FileInfo? Json, InferencePrecision Precision);
 
     private static int Run(Settings s)
     {
@@ -109,9 +111,10 @@ internal static class PipelineBenchCommand
                 StreamRows = s.StreamRows,
                 SampleEvery = s.SampleEvery,
                 Seed = s.Seed,
+                Precision = s.Precision,
             };
             options.Validate();
-            stderr.WriteLine($"bench pipeline {s.Model}: batch {s.BatchSize}, max length {s.MaxLength}, {get_num_threads()} threads");
+            stderr.WriteLine($"bench pipeline {s.Model}: batch {s.BatchSize}, max length {s.MaxLength}, {get_num_threads()} threads, {PrecisionOption.Name(s.Precision)} scoring");
             var result = PipelineBenchmark.Run(train.View, test.View, options, new Progress(line => stderr.WriteLine("  " + line)));
 
             var report = new Report(s, result, preset, tokenizerVocabulary);
@@ -179,7 +182,7 @@ internal static class PipelineBenchCommand
         {
             var config = Result.Config;
             var table = new Table().Border(TableBorder.Rounded)
-                .Title(Markup.Escape(F($"{Settings.Model}: {config.Family}, {config.NumLayers} layers, hidden {config.HiddenSize}, {Result.Parameters / 1e6:F2} M parameters; {get_num_threads()} threads")))
+                .Title(Markup.Escape(F($"{Settings.Model}: {config.Family}, {config.NumLayers} layers, hidden {config.HiddenSize}, {Result.Parameters / 1e6:F2} M parameters; {get_num_threads()} threads; {PrecisionOption.Name(Result.Precision)} scoring")))
                 .AddColumn("Measure");
             foreach (var phase in Phases)
             {
@@ -271,6 +274,7 @@ internal static class PipelineBenchCommand
                 ["learning_rate"] = Settings.LearningRate,
                 ["threads"] = get_num_threads(),
                 ["seed"] = Settings.Seed,
+                ["precision"] = PrecisionOption.Name(Result.Precision),
                 ["stream_rows"] = Settings.StreamRows,
                 ["sample_every"] = Settings.SampleEvery,
                 ["training"] = Phase(Result.Training),

@@ -129,6 +129,8 @@ public static class PipelineBenchmark
         var classifier = model.OfType<TextClassificationTransformer>().Single();
         try
         {
+            // As a user switches a fitted model to bf16 scoring: training above ran in fp32 either way.
+            classifier.InferencePrecision = options.Precision;
             var parameters = classifier.Classifier is TransformerTextClassifier inner ? ModelBenchmark.CountParameters(inner.Inner.Model) : 0;
 
             log?.Report($"scoring: Transform + Evaluate on {testTexts.Count} rows");
@@ -145,7 +147,7 @@ public static class PipelineBenchmark
 
             var peak = new[] { startupPeak, training.PeakResidentMegabytes, scoring.PeakResidentMegabytes, streaming.PeakResidentMegabytes }.Max();
             return new PipelineBenchmarkResult(folder, config, kind, parameters, trainTexts.Count, testTexts.Count, training, scoring, streaming,
-                metrics.MicroAccuracy, metrics.LogLoss, samples, peak);
+                metrics.MicroAccuracy, metrics.LogLoss, samples, peak, classifier.InferencePrecision);
         }
         finally
         {
@@ -276,6 +278,9 @@ public sealed record PipelineBenchmarkOptions
     /// <summary>Seed of the <c>MLContext</c>, hence of weight initialisation, shuffling and dropout.</summary>
     public int Seed { get; init; } = 1;
 
+    /// <summary>The number format scoring and streaming run in (set on the fitted transformer); training is fp32.</summary>
+    public InferencePrecision Precision { get; init; } = InferencePrecision.Float32;
+
     /// <summary>Checks every value and says which is wrong.</summary>
     /// <exception cref="ArgumentException">A value is missing or out of range.</exception>
     public void Validate()
@@ -314,10 +319,11 @@ public sealed record PipelineBenchmarkOptions
 /// <param name="LogLoss">Log-loss on the test data.</param>
 /// <param name="StreamingMemory">Memory samples along the stream.</param>
 /// <param name="PeakResidentMegabytes">The process's largest resident size over the run, in MiB.</param>
+/// <param name="Precision">The number format the fitted model scored in.</param>
 public sealed record PipelineBenchmarkResult(
     string ModelFolder, TransformerConfig Config, ClassifierKind Kind, long Parameters, int TrainRows, int TestRows,
     PipelinePhase Training, PipelinePhase Scoring, PipelinePhase Streaming, double Accuracy, double LogLoss,
-    IReadOnlyList<MemorySample> StreamingMemory, double PeakResidentMegabytes)
+    IReadOnlyList<MemorySample> StreamingMemory, double PeakResidentMegabytes, InferencePrecision Precision)
 {
     /// <summary>
     /// How fast resident memory grows along the second half of the stream, in MiB per 10,000 rows: the least-squares

@@ -68,6 +68,7 @@ public sealed class PipelineBenchmarkTests
         });
 
         Assert.AreEqual(ClassifierKind.Decoder, result.Kind);
+        Assert.AreEqual(InferencePrecision.Float32, result.Precision, "fp32 unless asked otherwise");
         Assert.AreEqual((40, 21), (result.TrainRows, result.TestRows));
         AssertPhaseIsConsistent(result.Training, rows: 80, batches: 2 * 3);
         AssertPhaseIsConsistent(result.Scoring, rows: 21, batches: 2);
@@ -107,7 +108,7 @@ public sealed class PipelineBenchmarkTests
             WriteTsv(Path.Combine(work, "test.tsv"), SyntheticReviews.ThreeClasses(24, seed: 8));
             var model = TestPaths.Fixtures("hf-tiny", "bert");
             var (exit, stdout, stderr) = CliRunner.Run(
-                $"bench pipeline --data train.tsv --test test.tsv --model \"{model}\" --batch-size 8 --max-length 32 --stream-rows 50 --sample-every 10 --threads 1 --json out/pipeline.json", work);
+                $"bench pipeline --data train.tsv --test test.tsv --model \"{model}\" --batch-size 8 --max-length 32 --stream-rows 50 --sample-every 10 --threads 1 --precision bf16 --json out/pipeline.json", work);
             Assert.AreEqual(0, exit, stderr + stdout);
             StringAssert.Contains(stdout, "outside the model", "the table goes to stdout");
             StringAssert.Contains(stdout, "streaming memory over 50 rows");
@@ -115,6 +116,8 @@ public sealed class PipelineBenchmarkTests
             using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(work, "out", "pipeline.json")));
             var json = document.RootElement;
             Assert.AreEqual("pipeline", json.GetProperty("benchmark").GetString());
+            Assert.AreEqual("bf16", json.GetProperty("precision").GetString(), "the fitted model scored in the precision asked for");
+            StringAssert.Contains(stdout, "bf16 scoring");
             Assert.AreEqual((36, 24, 1, 8, 1), (json.GetProperty("train_rows").GetInt32(), json.GetProperty("test_rows").GetInt32(),
                 json.GetProperty("epochs").GetInt32(), json.GetProperty("batch_size").GetInt32(), json.GetProperty("threads").GetInt32()));
             foreach (var (name, rows, batches) in new[] { ("training", 36, 5), ("scoring", 24, 3), ("streaming", 50, 7) })
