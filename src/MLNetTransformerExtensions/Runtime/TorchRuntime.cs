@@ -191,22 +191,8 @@ public static class TorchRuntime
             return (NativeCompatibilityFix.NotNeeded, original, original);
         }
 
-        try
-        {
-            glueHandle = NativeLibrary.Load(original);
-            return (NativeCompatibilityFix.NotNeeded, original, original);
-        }
-        catch (DllNotFoundException e) when (e.Message.Contains(MissingVersion, StringComparison.Ordinal) || e.Message.Contains("GLIBCXX", StringComparison.Ordinal))
-        {
-            // The system's libstdc++ lacks GLIBCXX_3.4.32: load libtorch first, then a patched copy of the glue.
-        }
-        catch (DllNotFoundException e)
-        {
-            throw new TorchRuntimeException(
-                $"TorchSharp's native library '{original}' could not be loaded: {e.Message}. " +
-                "Restore the TorchSharp-cpu package again (delete its folders from the NuGet cache first); on Linux, libtorch needs x86-64 glibc 2.28 or newer.", e);
-        }
-
+        // libtorch first: in the NuGet cache (a notebook's #r "nuget: ...", a script) it sits in another package's folder
+        // than the glue, where the loader would not find it by its soname.
         foreach (var file in LibTorchFiles)
         {
             var path = Path.Combine(libTorchDir, file);
@@ -218,6 +204,22 @@ public static class TorchRuntime
             {
                 throw new TorchRuntimeException($"libtorch's '{path}' could not be loaded: {e.Message}. Restore the TorchSharp-cpu package again.", e);
             }
+        }
+
+        try
+        {
+            glueHandle = NativeLibrary.Load(original);
+            return (NativeCompatibilityFix.NotNeeded, original, original);
+        }
+        catch (DllNotFoundException e) when (e.Message.Contains(MissingVersion, StringComparison.Ordinal) || e.Message.Contains("GLIBCXX", StringComparison.Ordinal))
+        {
+            // The system's libstdc++ lacks GLIBCXX_3.4.32: load a patched copy of the glue.
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new TorchRuntimeException(
+                $"TorchSharp's native library '{original}' could not be loaded: {e.Message}. " +
+                "Restore the TorchSharp-cpu package again (delete its folders from the NuGet cache first); on Linux, libtorch needs x86-64 glibc 2.28 or newer.", e);
         }
 
         var patched = PatchedCopy(original);
