@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
 using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Runtime;
 using MLNetTransformerExtensions.Training;
 using Spectre.Console;
@@ -51,23 +52,26 @@ internal static class PipelineBenchCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: the machine's logical cores)." };
         var seed = new Option<int>("--seed") { Description = "Seed of weights, shuffling and dropout.", DefaultValueFactory = _ => 1 };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results, with the memory curve, to this JSON file." };
+        var strategy = new Option<string>("--strategy") { Description = "head (a classification head) or prompt (label words scored by the language-model head; the model needs one).", DefaultValueFactory = _ => "head" };
+        strategy.AcceptOnlyFromAmong("head", "prompt");
         var precision = PrecisionOption.Create("Number format of scoring and streaming: fp32 (default) or bf16, set on the fitted model. Training is always fp32.");
 
         var command = new Command("pipeline", "Measure training, scoring and streaming through the ML.NET pipeline end to end: rows per second, the share of time outside the model, memory.")
         {
-            data, test, text, label, model, epochs, batchSize, maxLength, learningRate, streamRows, sampleEvery, threads, seed, json, precision,
+            data, test, text, label, model, epochs, batchSize, maxLength, learningRate, streamRows, sampleEvery, threads, seed, json, strategy, precision,
         };
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(data)!, parse.GetValue(test)!, parse.GetValue(text)!, parse.GetValue(label)!, parse.GetValue(model)!,
             parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(maxLength), parse.GetValue(learningRate),
             parse.GetValue(streamRows), parse.GetValue(sampleEvery), parse.GetValue(threads) ?? Environment.ProcessorCount, parse.GetValue(seed),
-            parse.GetValue(json), PrecisionOption.Parse(parse.GetValue(precision)) ?? InferencePrecision.Float32)));
+            parse.GetValue(json), parse.GetValue(strategy) == "prompt" ? ClassificationStrategy.Prompt : ClassificationStrategy.Head,
+            PrecisionOption.Parse(parse.GetValue(precision)) ?? InferencePrecision.Float32)));
         return command;
     }
 
     private sealed record Settings(
         FileInfo Data, FileInfo Test, string TextColumn, string LabelColumn, string Model, int Epochs, int BatchSize, int MaxLength,
-        double LearningRate, long StreamRows, int SampleEvery, int Threads, int Seed, FileInfo? Json, InferencePrecision Precision);
+        double LearningRate, long StreamRows, int SampleEvery, int Threads, int Seed, FileInfo? Json, ClassificationStrategy Strategy, InferencePrecision Precision);
 
     private static int Run(Settings s)
     {
@@ -111,10 +115,11 @@ internal static class PipelineBenchCommand
                 StreamRows = s.StreamRows,
                 SampleEvery = s.SampleEvery,
                 Seed = s.Seed,
+                Strategy = s.Strategy,
                 Precision = s.Precision,
             };
             options.Validate();
-            stderr.WriteLine($"bench pipeline {s.Model}: batch {s.BatchSize}, max length {s.MaxLength}, {get_num_threads()} threads, {PrecisionOption.Name(s.Precision)} scoring");
+            stderr.WriteLine($"bench pipeline {s.Model}: batch {s.BatchSize}, max length {s.MaxLength}, {get_num_threads()} threads, {StrategyName(s.Strategy)}, {PrecisionOption.Name(s.Precision)} scoring");
             var result = PipelineBenchmark.Run(train.View, test.View, options, new Progress(line => stderr.WriteLine("  " + line)));
 
             var report = new Report(s, result, preset, tokenizerVocabulary);
@@ -159,6 +164,8 @@ internal static class PipelineBenchCommand
         return data;
     }
 
+    private static string StrategyName(ClassificationStrategy strategy) => strategy == ClassificationStrategy.Prompt ? "prompt" : "head";
+
     private static void Check(bool ok, string message)
     {
         if (!ok)
@@ -182,7 +189,7 @@ internal static class PipelineBenchCommand
         {
             var config = Result.Config;
             var table = new Table().Border(TableBorder.Rounded)
-                .Title(Markup.Escape(F($"{Settings.Model}: {config.Family}, {config.NumLayers} layers, hidden {config.HiddenSize}, {Result.Parameters / 1e6:F2} M parameters; {get_num_threads()} threads; {PrecisionOption.Name(Result.Precision)} scoring")))
+                .Title(Markup.Escape(F($"{Settings.Model}: {config.Family}, {config.NumLayers} layers, hidden {config.HiddenSize}, {Result.Parameters / 1e6:F2} M parameters; {get_num_threads()} threads; {StrategyName(Settings.Strategy)}; {PrecisionOption.Name(Result.Precision)} scoring")))
                 .AddColumn("Measure");
             foreach (var phase in Phases)
             {
@@ -274,6 +281,7 @@ internal static class PipelineBenchCommand
                 ["learning_rate"] = Settings.LearningRate,
                 ["threads"] = get_num_threads(),
                 ["seed"] = Settings.Seed,
+                ["strategy"] = StrategyName(Settings.Strategy),
                 ["precision"] = PrecisionOption.Name(Result.Precision),
                 ["stream_rows"] = Settings.StreamRows,
                 ["sample_every"] = Settings.SampleEvery,

@@ -116,6 +116,7 @@ public static class PipelineBenchmark
         trainer.BatchSize = options.BatchSize;
         trainer.LearningRate = options.LearningRate;
         trainer.MaximumLength = options.MaxLength;
+        trainer.Strategy = options.Strategy;
         var pipeline = ml.Transforms.Conversion.MapValueToKey(keyColumn, options.LabelColumnName, keyOrdinality: ValueToKeyMappingEstimator.KeyOrdinality.ByValue)
             .Append(kind == ClassifierKind.Decoder
                 ? ml.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)trainer)
@@ -277,6 +278,10 @@ public sealed record PipelineBenchmarkOptions
 
     /// <summary>Seed of the <c>MLContext</c>, hence of weight initialisation, shuffling and dropout.</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>A classification head, or a prompt with label words scored by the language-model head (decoders: the
+    /// sentiment template <c>Review: {text} Sentiment:</c> and words from the class names).</summary>
+    public ClassificationStrategy Strategy { get; init; } = ClassificationStrategy.Head;
 
     /// <summary>The number format scoring and streaming run in (set on the fitted transformer); training is fp32.</summary>
     public InferencePrecision Precision { get; init; } = InferencePrecision.Float32;

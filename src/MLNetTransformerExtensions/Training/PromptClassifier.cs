@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Checkpoints;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
@@ -307,16 +308,31 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var result = new double[texts.Count][];
         var perBatch = Kind == ClassifierKind.Decoder ? Math.Max(1, batchSize / _continuations.Length) : batchSize;
         using var _ = no_grad();
-        for (var start = 0; start < texts.Count; start += perBatch)
+        var tokenizing = PipelineTimings.Start();
+        var prompts = new PromptRow[texts.Count];
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            prompts[i] = _encoder.Encode(texts[i] ?? string.Empty, secondTexts?[i]);
+        }
+
+        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
+
+        // As TextClassifier scores: prompts of similar length share a forward pass, so less of it is padding.
+        var batching = PipelineTimings.Start();
+        var order = Enumerable.Range(0, prompts.Length).OrderBy(i => prompts[i].Ids.Length).ToArray();
+        var chunks = TextClassifier.Chunks([.. order.Select(i => prompts[i].Ids.Length)], perBatch, TextClassifier.PassCostInPositions(Model.Config));
+        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        var start = 0;
+        foreach (var count in chunks)
         {
             using var scope = NewDisposeScope();
-            var count = Math.Min(perBatch, texts.Count - start);
-            var rows = Enumerable.Range(start, count).Select(i => _encoder.Encode(texts[i] ?? string.Empty, secondTexts?[i])).ToList();
-            var scores = Score(model, rows);
+            var scores = Score(model, [.. order.AsSpan(start, count).ToArray().Select(i => prompts[i])]);
             for (var r = 0; r < count; r++)
             {
-                result[start + r] = scores[r];
+                result[order[start + r]] = scores[r];
             }
+
+            start += count;
         }
 
         return result;
@@ -420,16 +436,20 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         if (Kind == ClassifierKind.Encoder)
         {
             var hidden = Hidden(Model, [.. rows.Select(r => r.Ids)], out var offsets);
+            var head = PipelineTimings.Start();
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                   // (B, H)
             var wordLogits = Model.PredictTokens(atMask).index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray())); // (B, K)
-            return nn.functional.cross_entropy(wordLogits, tensor(labels));
+            var loss = nn.functional.cross_entropy(wordLogits, tensor(labels));
+            PipelineTimings.Stop(PipelineStage.Forward, head);
+            return loss;
         }
 
         // Teacher forcing: the prompt then the true word but its last token; token j of the word is predicted at
         // position (end of prompt + j).
         var words = labels.Select(y => _labelTokens[y]).ToArray();
         var states = Hidden(Model, [.. rows.Select((r, i) => (int[])[.. r.Ids, .. words[i][..^1]])], out var columnOffsets);
+        var lmHead = PipelineTimings.Start();
         var rowIndex = new List<long>();
         var columns = new List<long>();
         var targets = new List<long>();
@@ -444,7 +464,9 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         }
 
         var logits = Model.PredictTokens(states[tensor(rowIndex.ToArray()), tensor(columns.ToArray())]); // (N, V)
-        return nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
+        var result = nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
+        PipelineTimings.Stop(PipelineStage.Forward, lmHead);
+        return result;
     }
 
     // Validation selects the epoch to keep, so it scores the float32 weights being trained.
@@ -469,6 +491,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         if (Kind == ClassifierKind.Encoder)
         {
             var hidden = Hidden(model, [.. rows.Select(r => r.Ids)], out var offsets);
+            var head = PipelineTimings.Start();
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                       // (B, H)
             var logProbabilities = model.PredictTokens(atMask).to(ScalarType.Float32).log_softmax(-1)
@@ -479,6 +502,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 scores[r] = [.. flat.AsSpan(r * classes, classes).ToArray().Select(v => (double)v)];
             }
 
+            PipelineTimings.Stop(PipelineStage.Forward, head);
             return scores;
         }
 
@@ -486,6 +510,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var continuations = _continuations.Length;
         var sequences = rows.SelectMany(r => _continuations.Select(c => (int[])[.. r.Ids, .. c])).ToList();
         var states = Hidden(model, sequences, out var columnOffsets);
+        var lmHead = PipelineTimings.Start();
         var gatherRows = new List<long>();
         var gatherColumns = new List<long>();
         var firstGathered = new int[sequences.Count];
@@ -534,17 +559,27 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             }
         }
 
+        PipelineTimings.Stop(PipelineStage.Forward, lmHead);
         return scores;
     }
 
-    /// <summary>Final hidden states (B, T, H) of padded sequences; <paramref name="offsets"/> is each row's first column.</summary>
+    /// <summary>
+    /// Final hidden states (B, T, H) of padded sequences; <paramref name="offsets"/> is each row's first column. Padding
+    /// is timed as batching and the network as the forward pass (the callers time their head work after it).
+    /// </summary>
     private Tensor Hidden(LanguageModel model, IReadOnlyList<int[]> sequences, out int[] offsets)
     {
+        var batching = PipelineTimings.Start();
         var side = Kind == ClassifierKind.Decoder ? Padding : PaddingSide.Right;
         var batch = EncodedBatch.Pad(sequences, null, Tokenizer.PadTokenId, side);
         offsets = [.. Enumerable.Range(0, batch.BatchSize).Select(batch.FirstTokenColumn)];
         var (ids, mask, _) = Batches.ToTensors(batch);
-        return model.HiddenStates(ids, mask, null);
+        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        PipelineTimings.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        var forward = PipelineTimings.Start();
+        var hidden = model.HiddenStates(ids, mask, null);
+        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        return hidden;
     }
 
     private void UseDemonstrations(IReadOnlyList<Demonstration> demonstrations)

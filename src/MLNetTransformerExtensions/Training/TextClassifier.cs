@@ -154,7 +154,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         // is half of a batch of 32 rows in input order.
         var batching = PipelineTimings.Start();
         var order = Enumerable.Range(0, encoded.Length).OrderBy(i => encoded[i].InputIds.Length).ToArray();
-        var chunks = Chunks([.. order.Select(i => encoded[i].InputIds.Length)], batchSize, PassCostInPositions);
+        var chunks = Chunks([.. order.Select(i => encoded[i].InputIds.Length)], batchSize, PassCostInPositions(Model.Config));
         PipelineTimings.Stop(PipelineStage.Batch, batching);
         var classes = Labels.Count;
         var rows = new List<EncodedText>(Math.Min(batchSize, encoded.Length));
@@ -226,14 +226,11 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// want fewer, larger passes). It comes to about 1400 positions for a tiny model (rarely worth a cut) and 17 for
     /// MiniLM (hidden 384), whose positions cost more.
     /// </summary>
-    private double PassCostInPositions
+    internal static double PassCostInPositions(TransformerConfig config)
     {
-        get
-        {
-            const double passFlopsPerLayer = 3e7;
-            double h = Model.Config.HiddenSize, i = Model.Config.IntermediateSize;
-            return passFlopsPerLayer / ((4 * h * h) + (2 * h * i));
-        }
+        const double passFlopsPerLayer = 3e7;
+        double h = config.HiddenSize, i = config.IntermediateSize;
+        return passFlopsPerLayer / ((4 * h * h) + (2 * h * i));
     }
 
     /// <summary>Tokenizes one row; an input with no tokens (a decoder's empty text) becomes the end-of-text token alone.</summary>

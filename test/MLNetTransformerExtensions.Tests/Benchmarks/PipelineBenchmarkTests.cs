@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.ML;
 using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Tests.Cli;
 using MLNetTransformerExtensions.Tests.Training;
 using MLNetTransformerExtensions.Tokenization;
@@ -30,10 +31,18 @@ public sealed class PipelineBenchmarkTests
     private static void WriteTsv(string path, (List<string> Texts, List<int> Labels) data) =>
         File.WriteAllLines(path, ["Label\tText", .. data.Texts.Select((t, i) => $"{Names[data.Labels[i]]}\t{t}")]);
 
-    private static void AssertPhaseIsConsistent(PipelinePhase phase, long rows, long batches)
+    private static void AssertPhaseIsConsistent(PipelinePhase phase, long rows, long? batches)
     {
         Assert.AreEqual(rows, phase.Rows, phase.Name);
-        Assert.AreEqual(batches, phase.Batches, $"{phase.Name}: one network call per batch");
+        if (batches is null)
+        {
+            Assert.IsTrue(phase.Batches > 0, $"{phase.Name}: the network calls were counted");
+        }
+        else
+        {
+            Assert.AreEqual(batches, phase.Batches, $"{phase.Name}: one network call per batch");
+        }
+
         Assert.IsTrue(phase.Seconds > 0 && phase.RowsPerSecond > 0, phase.Name);
         Assert.IsTrue(phase.Tokens > 0 && phase.Tokens <= phase.PaddedTokens, $"{phase.Name}: {phase.Tokens} tokens in {phase.PaddedTokens} positions");
         Assert.IsTrue(phase.ForwardSeconds > 0, $"{phase.Name}: the forward pass was timed");
@@ -82,6 +91,33 @@ public sealed class PipelineBenchmarkTests
         CollectionAssert.AreEqual(new long[] { 20, 40, 60, 70 }, result.StreamingMemory.Select(s => s.Rows).ToArray());
         Assert.IsTrue(result.StreamingMemory.All(s => s.ResidentMegabytes > 0 && s.ManagedMegabytes > 0));
         Assert.IsTrue(double.IsFinite(result.StreamingSlopeMegabytesPer10kRows));
+    }
+
+    [TestMethod]
+    public void PromptStrategyIsTimedStageByStageToo()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = View(ml, SyntheticReviews.ThreeClasses(32, seed: 5));
+        var test = View(ml, SyntheticReviews.ThreeClasses(12, seed: 6));
+        var result = PipelineBenchmark.Run(train, test, new PipelineBenchmarkOptions
+        {
+            ModelPath = TestPaths.Fixtures("hf-tiny-lm", "gpt2"),
+            Strategy = ClassificationStrategy.Prompt,
+            BatchSize = 16,
+            MaxLength = 32,
+            StreamRows = 30,
+            SampleEvery = 10,
+        });
+
+        AssertPhaseIsConsistent(result.Training, rows: 32, batches: 2);
+        AssertPhaseIsConsistent(result.Scoring, rows: 12, batches: null);
+        AssertPhaseIsConsistent(result.Streaming, rows: 30, batches: null);
+        foreach (var phase in new[] { result.Scoring, result.Streaming })
+        {
+            Assert.IsTrue(phase.TokenizeSeconds > 0 && phase.BatchSeconds > 0, $"{phase.Name}: the prompt path's tokenizing and padding are timed");
+        }
+
+        Assert.IsTrue(result.Training.BackwardSeconds > 0 && result.Training.OptimizerStepSeconds > 0);
     }
 
     [TestMethod]

@@ -2,7 +2,7 @@ using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.Tests.Training;
 
-/// <summary>Scoring groups rows of similar length into forward passes, and still answers in input order.</summary>
+/// <summary>Scoring (head and prompt) groups rows of similar length into forward passes, and still answers in input order.</summary>
 [TestClass]
 public sealed class TextClassifierBatchingTests
 {
@@ -26,19 +26,36 @@ public sealed class TextClassifierBatchingTests
     public void ProbabilitiesComeBackInInputOrderWhateverThePasses()
     {
         using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c"], ClassifierKind.Encoder, 64, seed: 3, out _);
-        string[] texts =
-        [
-            "a long sentence about a film that goes on and on with many words in it to make it long",
-            "short",
-            "a middling sentence of some words",
-            "tiny",
-            "another long sentence about the acting , the music , the story and the ending of the film",
-            "ok",
-        ];
-        var together = classifier.PredictProbabilities(texts, null, batchSize: 64);
+        AssertInputOrder(Texts, classifier.PredictProbabilities);
+    }
+
+    [TestMethod]
+    [DataRow("gpt2", ClassifierKind.Decoder)]
+    [DataRow("bert", ClassifierKind.Encoder)]
+    public void PromptScoresComeBackInInputOrderWhateverThePasses(string family, ClassifierKind kind)
+    {
+        // Multi-token label words: a decoder scores each row once per continuation.
+        using var classifier = PromptClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny-lm", family), ["negative", "positive"], kind,
+            new PromptOptions { LabelWords = kind == ClassifierKind.Decoder ? [" awful film", " great"] : null }, 64, seed: 1, out _);
+        AssertInputOrder(Texts, classifier.PredictProbabilities);
+    }
+
+    private static readonly string[] Texts =
+    [
+        "a long sentence about a film that goes on and on with many words in it to make it long",
+        "short",
+        "a middling sentence of some words",
+        "tiny",
+        "another long sentence about the acting , the music , the story and the ending of the film",
+        "ok",
+    ];
+
+    private static void AssertInputOrder(string[] texts, Func<IReadOnlyList<string>, IReadOnlyList<string>?, int, float[][]> predict)
+    {
+        var together = predict(texts, null, 64);
         for (var i = 0; i < texts.Length; i++)
         {
-            var alone = classifier.PredictProbabilities([texts[i]], null)[0];
+            var alone = predict([texts[i]], null, 64)[0];
             for (var k = 0; k < alone.Length; k++)
             {
                 Assert.AreEqual(alone[k], together[i][k], 1e-5, $"row {i}, class {k}");
