@@ -148,6 +148,27 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor, Tensor>
         return ln_f.call(hidden);
     }
 
+    /// <summary>
+    /// Final hidden states for explicit positions and attention pattern: what lets several continuations of one prompt
+    /// share a sequence (each attending to the prompt and to its own earlier tokens, at the positions it would have
+    /// right after the prompt), so the prompt is computed once instead of once per continuation.
+    /// </summary>
+    /// <param name="inputIds">(B, T).</param>
+    /// <param name="positions">Position ids (B, T).</param>
+    /// <param name="allowed">Whether query i may attend to key j (B, T, T); every row needs at least one true.</param>
+    /// <returns>(B, T, H).</returns>
+    public Tensor forward(Tensor inputIds, Tensor positions, Tensor allowed)
+    {
+        var hidden = drop.call(wte.call(inputIds) + wpe.call(positions));
+        var mask = Layers.AdditiveMask(allowed.unsqueeze(1), hidden.dtype);   // (B, 1, T, T)
+        foreach (var block in h)
+        {
+            hidden = block.call(hidden, mask);
+        }
+
+        return ln_f.call(hidden);
+    }
+
     /// <summary>GPT-2's extra initialisation: residual projections scaled by 1/√(2·n_layer).</summary>
     /// <param name="config">The config.</param>
     public void ScaleResidualProjections(TransformerConfig config)
@@ -231,4 +252,11 @@ public sealed class Gpt2LMHeadModel : LanguageModel
 
     /// <inheritdoc/>
     public override Tensor PredictTokens(Tensor hidden) => nn.functional.linear(hidden, transformer.TokenEmbeddings);
+
+    /// <summary>Final hidden states for explicit positions and attention pattern, for continuations that share a prompt (see <see cref="Gpt2Model.forward(Tensor, Tensor, Tensor)"/>).</summary>
+    /// <param name="inputIds">(B, T).</param>
+    /// <param name="positions">Position ids (B, T).</param>
+    /// <param name="allowed">Whether query i may attend to key j (B, T, T).</param>
+    /// <returns>(B, T, H).</returns>
+    public Tensor TreeHiddenStates(Tensor inputIds, Tensor positions, Tensor allowed) => transformer.forward(inputIds, positions, allowed);
 }

@@ -129,6 +129,10 @@ internal static class Layers
         return zeros(blocked.shape, dtype).masked_fill(blocked, MinValue(dtype));
     }
 
+    /// <summary>0 where <paramref name="allowed"/> is true, the most negative value of <paramref name="dtype"/> elsewhere.</summary>
+    public static Tensor AdditiveMask(Tensor allowed, ScalarType dtype) =>
+        zeros(allowed.shape, dtype).masked_fill(allowed.logical_not(), MinValue(dtype));
+
     private static Scalar MinValue(ScalarType dtype) => dtype switch
     {
         ScalarType.Float16 => -65504.0,

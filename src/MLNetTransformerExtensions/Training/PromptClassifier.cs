@@ -263,7 +263,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <summary>Class probabilities for texts, in input order, computed in batches under no-grad.</summary>
     /// <param name="texts">First texts.</param>
     /// <param name="secondTexts">Second texts (when the template has <c>{text2}</c>), or null.</param>
-    /// <param name="batchSize">Sequences per forward pass.</param>
+    /// <param name="batchSize">The most rows per forward pass.</param>
     /// <returns>One probability vector per row, in label order: the softmax of the label-word scores, divided by the calibration when there is one.</returns>
     public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64) =>
         ProbabilitiesIn(texts, secondTexts, batchSize, InferencePrecision);
@@ -293,7 +293,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// </summary>
     /// <param name="texts">First texts.</param>
     /// <param name="secondTexts">Second texts (when the template has <c>{text2}</c>), or null.</param>
-    /// <param name="batchSize">Sequences per forward pass.</param>
+    /// <param name="batchSize">The most rows per forward pass.</param>
     /// <returns>One score per class for each row.</returns>
     /// <exception cref="ArgumentException">Second texts are given for a template without <c>{text2}</c>, or the other way round.</exception>
     public double[][] ScoreLabelWords(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize = 64) =>
@@ -306,7 +306,6 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         CheckPairs(texts, secondTexts);
         var model = _inference.ForScoring(precision);
         var result = new double[texts.Count][];
-        var perBatch = Kind == ClassifierKind.Decoder ? Math.Max(1, batchSize / _continuations.Length) : batchSize;
         using var _ = no_grad();
         var tokenizing = PipelineTimings.Start();
         var prompts = new PromptRow[texts.Count];
@@ -320,7 +319,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         // As TextClassifier scores: prompts of similar length share a forward pass, so less of it is padding.
         var batching = PipelineTimings.Start();
         var order = Enumerable.Range(0, prompts.Length).OrderBy(i => prompts[i].Ids.Length).ToArray();
-        var chunks = TextClassifier.Chunks([.. order.Select(i => prompts[i].Ids.Length)], perBatch, TextClassifier.PassCostInPositions(Model.Config));
+        var chunks = TextClassifier.Chunks([.. order.Select(i => prompts[i].Ids.Length)], batchSize, TextClassifier.PassCostInPositions(Model.Config));
         PipelineTimings.Stop(PipelineStage.Batch, batching);
         var start = 0;
         foreach (var count in chunks)
@@ -506,22 +505,27 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             return scores;
         }
 
-        // One sequence per (row, continuation); all words sharing a continuation are read off the same sequence.
+        // One sequence per row: the prompt, then every continuation (see TreeHidden); all words sharing a continuation are
+        // read off the same positions. Row r, continuation c: word token 0 is predicted at the prompt's scored position,
+        // token j ≥ 1 at the continuation's token j − 1.
         var continuations = _continuations.Length;
-        var sequences = rows.SelectMany(r => _continuations.Select(c => (int[])[.. r.Ids, .. c])).ToList();
-        var states = Hidden(model, sequences, out var columnOffsets);
+        var (states, starts) = TreeHidden((Gpt2LMHeadModel)model, rows);
         var lmHead = PipelineTimings.Start();
         var gatherRows = new List<long>();
         var gatherColumns = new List<long>();
-        var firstGathered = new int[sequences.Count];
-        for (var s = 0; s < sequences.Count; s++)
+        var firstGathered = new int[rows.Count * continuations];
+        for (var r = 0; r < rows.Count; r++)
         {
-            firstGathered[s] = gatherRows.Count;
-            var end = columnOffsets[s] + rows[s / continuations].Position;
-            for (var j = 0; j <= _continuations[s % continuations].Length; j++)
+            for (var c = 0; c < continuations; c++)
             {
-                gatherRows.Add(s);
-                gatherColumns.Add(end + j);
+                firstGathered[r * continuations + c] = gatherRows.Count;
+                gatherRows.Add(r);
+                gatherColumns.Add(rows[r].Position);
+                for (var j = 0; j < _continuations[c].Length; j++)
+                {
+                    gatherRows.Add(r);
+                    gatherColumns.Add(starts[r][c] + j);
+                }
             }
         }
 
@@ -561,6 +565,69 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
         PipelineTimings.Stop(PipelineStage.Forward, lmHead);
         return scores;
+    }
+
+    /// <summary>
+    /// A decoder's final hidden states (B, T, H) for prompts followed by every continuation in one sequence per row:
+    /// each continuation token attends to the prompt and to its own earlier tokens, at the position it would have right
+    /// after the prompt, so the scores equal those of one sequence per continuation while the prompt is computed once.
+    /// Right-padded; <c>Starts[r][c]</c> is the column of continuation c's first token in row r.
+    /// </summary>
+    private (Tensor States, int[][] Starts) TreeHidden(Gpt2LMHeadModel model, IReadOnlyList<PromptRow> rows)
+    {
+        var batching = PipelineTimings.Start();
+        var tail = _continuations.Sum(c => c.Length);
+        var width = rows.Max(r => r.Ids.Length) + tail;
+        var batch = rows.Count;
+        var ids = new long[batch * width];
+        var positions = new long[batch * width];
+        var allowed = new bool[batch * width * width];
+        var starts = new int[batch][];
+        Array.Fill(ids, Tokenizer.PadTokenId);
+        for (var r = 0; r < batch; r++)
+        {
+            var prompt = rows[r].Ids;
+            var row = r * width;
+            var square = r * width * width;
+            for (var i = 0; i < prompt.Length; i++)
+            {
+                ids[row + i] = prompt[i];
+                positions[row + i] = i;
+                allowed.AsSpan(square + (i * width), i + 1).Fill(true);                 // causal over the prompt
+            }
+
+            starts[r] = new int[_continuations.Length];
+            var column = prompt.Length;
+            for (var c = 0; c < _continuations.Length; c++)
+            {
+                starts[r][c] = column;
+                for (var j = 0; j < _continuations[c].Length; j++)
+                {
+                    var query = column + j;
+                    ids[row + query] = _continuations[c][j];
+                    positions[row + query] = prompt.Length + j;
+                    allowed.AsSpan(square + (query * width), prompt.Length).Fill(true);          // the whole prompt
+                    allowed.AsSpan(square + (query * width) + column, j + 1).Fill(true);         // its own earlier tokens
+                }
+
+                column += _continuations[c].Length;
+            }
+
+            for (var query = column; query < width; query++)
+            {
+                allowed[square + (query * width)] = true;   // padding: any finite row, never read
+            }
+        }
+
+        var idsTensor = tensor(ids, [batch, width]);
+        var positionsTensor = tensor(positions, [batch, width]);
+        var allowedTensor = tensor(allowed, [batch, width, width]);
+        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        PipelineTimings.CountBatch(rows.Sum(r => (long)r.Ids.Length + tail), (long)batch * width);
+        var forward = PipelineTimings.Start();
+        var states = model.TreeHiddenStates(idsTensor, positionsTensor, allowedTensor);
+        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        return (states, starts);
     }
 
     /// <summary>
