@@ -479,7 +479,10 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <summary>The tokenized prompt of one row, as it is scored.</summary>
     internal PromptRow EncodePrompt(string text, string? secondText) => _encoder.Encode(text, secondText);
 
-    /// <summary>How the decoder pads batches; both sides give the same scores (positions count real tokens only).</summary>
+    /// <summary>
+    /// How the decoder pads training batches; both sides give the same losses (positions count real tokens only). Scoring
+    /// lays out each prompt and its continuations itself (see <see cref="TreeHidden"/>).
+    /// </summary>
     internal PaddingSide Padding { get; set; } = PaddingSide.Right;
 
     /// <summary>Label-word scores (B, K) of encoded prompts; the vocabulary logits become float32 before the log-softmax.</summary>
@@ -509,7 +512,9 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         // read off the same positions. Row r, continuation c: word token 0 is predicted at the prompt's scored position,
         // token j ≥ 1 at the continuation's token j − 1.
         var continuations = _continuations.Length;
-        var (states, starts) = TreeHidden((Gpt2LMHeadModel)model, rows);
+        var decoder = model as Gpt2LMHeadModel
+            ?? throw new NotSupportedException($"Prompt scoring of decoders supports GPT-2 language models, not {model.GetType().Name}.");
+        var (states, starts) = TreeHidden(decoder, rows);
         var lmHead = PipelineTimings.Start();
         var gatherRows = new List<long>();
         var gatherColumns = new List<long>();
