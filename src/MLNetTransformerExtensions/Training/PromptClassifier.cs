@@ -316,22 +316,14 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
         PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
 
-        // As TextClassifier scores: prompts of similar length share a forward pass, so less of it is padding.
-        var batching = PipelineTimings.Start();
-        var order = Enumerable.Range(0, prompts.Length).OrderBy(i => prompts[i].Ids.Length).ToArray();
-        var chunks = TextClassifier.Chunks([.. order.Select(i => prompts[i].Ids.Length)], batchSize, TextClassifier.PassCostInPositions(Model.Config));
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
-        var start = 0;
-        foreach (var count in chunks)
+        foreach (var pass in TextClassifier.PassesByLength([.. prompts.Select(p => p.Ids.Length)], batchSize, Model.Config))
         {
             using var scope = NewDisposeScope();
-            var scores = Score(model, [.. order.AsSpan(start, count).ToArray().Select(i => prompts[i])]);
-            for (var r = 0; r < count; r++)
+            var scores = Score(model, [.. pass.Select(i => prompts[i])]);
+            for (var r = 0; r < pass.Length; r++)
             {
-                result[order[start + r]] = scores[r];
+                result[pass[r]] = scores[r];
             }
-
-            start += count;
         }
 
         return result;

@@ -150,37 +150,43 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
         PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
 
-        // Rows of similar length share a forward pass, so less of it is spent on padding: in SST-2-like text, padding
-        // is half of a batch of 32 rows in input order.
-        var batching = PipelineTimings.Start();
-        var order = Enumerable.Range(0, encoded.Length).OrderBy(i => encoded[i].InputIds.Length).ToArray();
-        var chunks = Chunks([.. order.Select(i => encoded[i].InputIds.Length)], batchSize, PassCostInPositions(Model.Config));
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
         var classes = Labels.Count;
-        var rows = new List<EncodedText>(Math.Min(batchSize, encoded.Length));
-        var start = 0;
-        foreach (var count in chunks)
+        foreach (var pass in PassesByLength([.. encoded.Select(e => e.InputIds.Length)], batchSize, Model.Config))
         {
             using var scope = NewDisposeScope();
-            rows.Clear();
-            for (var r = 0; r < count; r++)
-            {
-                rows.Add(encoded[order[start + r]]);
-            }
-
-            var logits = Logits(model, rows);
+            var logits = Logits(model, [.. pass.Select(i => encoded[i])]);
             var forward = PipelineTimings.Start();
             var probabilities = logits.to(ScalarType.Float32).softmax(-1).contiguous().data<float>().ToArray();
             PipelineTimings.Stop(PipelineStage.Forward, forward);
-            for (var r = 0; r < count; r++)
+            for (var r = 0; r < pass.Length; r++)
             {
-                result[order[start + r]] = probabilities.AsSpan(r * classes, classes).ToArray();
+                result[pass[r]] = probabilities.AsSpan(r * classes, classes).ToArray();
             }
-
-            start += count;
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The forward passes that score rows of these lengths: row indices sorted by length and cut by <see cref="Chunks"/>
+    /// at <paramref name="config"/>'s per-pass cost, so rows of similar length share a pass and little of it is padding
+    /// (in SST-2-like text, padding is half of a batch of 32 rows in input order). Timed as batching.
+    /// </summary>
+    /// <returns>Each pass's row indices, shortest rows first.</returns>
+    internal static List<int[]> PassesByLength(IReadOnlyList<int> lengths, int batchSize, TransformerConfig config)
+    {
+        var batching = PipelineTimings.Start();
+        var order = Enumerable.Range(0, lengths.Count).OrderBy(i => lengths[i]).ToArray();
+        var passes = new List<int[]>();
+        var start = 0;
+        foreach (var count in Chunks([.. order.Select(i => lengths[i])], batchSize, PassCostInPositions(config)))
+        {
+            passes.Add(order[start..(start + count)]);
+            start += count;
+        }
+
+        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        return passes;
     }
 
     /// <summary>
@@ -226,7 +232,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// want fewer, larger passes). It comes to about 1400 positions for a tiny model (rarely worth a cut) and 17 for
     /// MiniLM (hidden 384), whose positions cost more.
     /// </summary>
-    internal static double PassCostInPositions(TransformerConfig config)
+    private static double PassCostInPositions(TransformerConfig config)
     {
         const double passFlopsPerLayer = 3e7;
         double h = config.HiddenSize, i = config.IntermediateSize;
