@@ -11,7 +11,7 @@ internal static class BenchEnvironment
 {
     public static void AddTo(JsonObject json, TorchRuntimeStatus runtime)
     {
-        json["library_version"] = typeof(ModelBenchmark).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+        json["library_version"] = typeof(TorchRuntime).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
         json["torchsharp_version"] = runtime.TorchSharpVersion;
         json["libtorch_version"] = runtime.LibTorchVersion;
         json["dotnet_version"] = Environment.Version.ToString();

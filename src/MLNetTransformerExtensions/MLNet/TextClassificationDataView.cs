@@ -1,6 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Diagnostics;
 
 namespace MLNetTransformerExtensions.MLNet;
 
@@ -192,7 +192,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
 
         private bool FillBatch()
         {
-            var reading = PipelineTimings.Start();
+            var reading = TransformerTelemetry.Start(TransformerTelemetry.ReadRows);
             _count = 0;
             while (!_inputDone && _count < _texts.Length)
             {
@@ -217,7 +217,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
                 _count++;
             }
 
-            PipelineTimings.Stop(PipelineStage.ReadRows, reading);
+            TransformerTelemetry.Stop(TransformerTelemetry.ReadRows, reading);
             if (_count == 0)
             {
                 return false;

@@ -1,7 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
-using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.MLNet.Internal;
 using MLNetTransformerExtensions.Training;
 
@@ -146,7 +146,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     /// <summary>Reads the text and label columns into memory, rejecting rows whose label is missing.</summary>
     private LabeledTexts ReadExamples(IDataView data, string what)
     {
-        var reading = PipelineTimings.Start();
+        var reading = TransformerTelemetry.Start(TransformerTelemetry.ReadRows);
         var schema = data.Schema;
         var textColumn = schema[_columns.Text];
         var secondColumn = _columns.SecondText is { } secondName ? schema[secondName] : (DataViewSchema.Column?)null;
@@ -168,7 +168,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
             classes.Add(readClass());
         }
 
-        PipelineTimings.Stop(PipelineStage.ReadRows, reading);
+        TransformerTelemetry.Stop(TransformerTelemetry.ReadRows, reading);
         return new LabeledTexts(texts, secondTexts, classes);
     }
 

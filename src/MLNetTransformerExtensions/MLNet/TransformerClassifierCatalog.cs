@@ -1,6 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
-using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.MLNet.Internal;
@@ -344,10 +344,10 @@ internal sealed class FineTuningTrainer(string modelPath, HubOptions? hub, Class
 {
     public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context)
     {
-        var setup = PipelineTimings.Start();
+        var setup = TransformerTelemetry.Start(TransformerTelemetry.Setup);
         var folder = ModelLocator.Resolve(modelPath, hub, cancellationToken: context.CancellationToken);
         var classifier = TextClassifier.FromPretrained(folder, classNames, kind, options.MaxLength, context.Seed, out var report);
-        PipelineTimings.Stop(PipelineStage.Setup, setup);
+        TransformerTelemetry.Stop(TransformerTelemetry.Setup, setup);
         context.Log(report?.ToString() ?? $"'{folder}' has no weights: training from scratch.");
         try
         {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MLNetTransformerExtensions.Benchmarks;
+using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -61,6 +61,10 @@ public static class FineTuner
     private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
+        // A span per fit (and per epoch below) for tracing tools; StartActivity returns null when nobody listens.
+        using var fit = TransformerTelemetry.ActivitySource.StartActivity("FineTune");
+        fit?.SetTag("epochs", options.Epochs);
+        fit?.SetTag("rows", train.Count);
         try
         {
             return TrainSteps(classifier, train, validation, options, progress, cancellationToken);
@@ -91,10 +95,10 @@ public static class FineTuner
         classifier.WeightsChanged();
 
         var model = classifier.Module;
-        var tokenizing = PipelineTimings.Start();
+        var tokenizing = TransformerTelemetry.Start(TransformerTelemetry.Tokenization);
         var encoded = Enumerable.Range(0, train.Count).Select(i => classifier.EncodeForTraining(train.Texts[i], train.SecondTexts?[i])).ToArray();
         var lengths = encoded.Select(classifier.TokenCount).ToArray();
-        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
+        TransformerTelemetry.Stop(TransformerTelemetry.Tokenization, tokenizing);
         var random = new Random(options.Seed);
         var batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         var stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
@@ -113,10 +117,12 @@ public static class FineTuner
         {
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
+                using var epochSpan = TransformerTelemetry.ActivitySource.StartActivity("Epoch");
+                epochSpan?.SetTag("epoch", epoch);
                 model.train();
-                var batching = PipelineTimings.Start();
+                var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
                 var batches = LengthGroupedBatches(lengths, options.BatchSize, random);
-                PipelineTimings.Stop(PipelineStage.Batch, batching);
+                TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0;
                 var seen = 0;
@@ -129,20 +135,20 @@ public static class FineTuner
                     {
                         var rows = batches[b];
                         var loss = classifier.Loss([.. rows.Select(i => encoded[i])], [.. rows.Select(i => (long)train.Labels[i])]);
-                        backward = PipelineTimings.Start();
+                        backward = TransformerTelemetry.Start(TransformerTelemetry.Backward);
                         (loss / options.GradientAccumulationSteps).backward();
                         lossSum += loss.item<float>() * rows.Length;
                         seen += rows.Length;
                     }
 
-                    PipelineTimings.Stop(PipelineStage.Backward, backward);
+                    TransformerTelemetry.Stop(TransformerTelemetry.Backward, backward);
                     var boundary = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
                     if (!boundary)
                     {
                         continue;
                     }
 
-                    var stepping = PipelineTimings.Start();
+                    var stepping = TransformerTelemetry.Start(TransformerTelemetry.OptimizerStep);
                     var rate = LearningRate(step, totalSteps, warmupSteps, options.LearningRate);
                     foreach (var group in optimizer.ParamGroups)
                     {
@@ -156,7 +162,7 @@ public static class FineTuner
 
                     optimizer.step();
                     optimizer.zero_grad();
-                    PipelineTimings.Stop(PipelineStage.OptimizerStep, stepping);
+                    TransformerTelemetry.Stop(TransformerTelemetry.OptimizerStep, stepping);
                     step++;
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
                         seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false));

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Checkpoints;
+using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
 using MLNetTransformerExtensions.Tokenization;
@@ -304,17 +304,19 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         ArgumentNullException.ThrowIfNull(texts);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         CheckPairs(texts, secondTexts);
+        using var span = TransformerTelemetry.ActivitySource.StartActivity("ScorePrompts");
+        span?.SetTag("rows", texts.Count);
         var model = _inference.ForScoring(precision);
         var result = new double[texts.Count][];
         using var _ = no_grad();
-        var tokenizing = PipelineTimings.Start();
+        var tokenizing = TransformerTelemetry.Start(TransformerTelemetry.Tokenization);
         var prompts = new PromptRow[texts.Count];
         for (var i = 0; i < prompts.Length; i++)
         {
             prompts[i] = _encoder.Encode(texts[i] ?? string.Empty, secondTexts?[i]);
         }
 
-        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
+        TransformerTelemetry.Stop(TransformerTelemetry.Tokenization, tokenizing);
 
         foreach (var pass in TextClassifier.PassesByLength([.. prompts.Select(p => p.Ids.Length)], batchSize, Model.Config))
         {
@@ -427,12 +429,12 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         if (Kind == ClassifierKind.Encoder)
         {
             var hidden = Hidden(Model, [.. rows.Select(r => r.Ids)], out var offsets);
-            var head = PipelineTimings.Start();
+            var head = TransformerTelemetry.Start(TransformerTelemetry.Forward);
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                   // (B, H)
             var wordLogits = Model.PredictTokens(atMask).index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray())); // (B, K)
             var loss = nn.functional.cross_entropy(wordLogits, tensor(labels));
-            PipelineTimings.Stop(PipelineStage.Forward, head);
+            TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
             return loss;
         }
 
@@ -440,7 +442,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         // position (end of prompt + j).
         var words = labels.Select(y => _labelTokens[y]).ToArray();
         var states = Hidden(Model, [.. rows.Select((r, i) => (int[])[.. r.Ids, .. words[i][..^1]])], out var columnOffsets);
-        var lmHead = PipelineTimings.Start();
+        var lmHead = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var rowIndex = new List<long>();
         var columns = new List<long>();
         var targets = new List<long>();
@@ -456,7 +458,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
         var logits = Model.PredictTokens(states[tensor(rowIndex.ToArray()), tensor(columns.ToArray())]); // (N, V)
         var result = nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
-        PipelineTimings.Stop(PipelineStage.Forward, lmHead);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
         return result;
     }
 
@@ -485,7 +487,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         if (Kind == ClassifierKind.Encoder)
         {
             var hidden = Hidden(model, [.. rows.Select(r => r.Ids)], out var offsets);
-            var head = PipelineTimings.Start();
+            var head = TransformerTelemetry.Start(TransformerTelemetry.Forward);
             var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
                 tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                       // (B, H)
             var logProbabilities = model.PredictTokens(atMask).to(ScalarType.Float32).log_softmax(-1)
@@ -496,7 +498,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 scores[r] = [.. flat.AsSpan(r * classes, classes).ToArray().Select(v => (double)v)];
             }
 
-            PipelineTimings.Stop(PipelineStage.Forward, head);
+            TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
             return scores;
         }
 
@@ -507,7 +509,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var decoder = model as Gpt2LMHeadModel
             ?? throw new NotSupportedException($"Prompt scoring of decoders supports GPT-2 language models, not {model.GetType().Name}.");
         var (states, starts) = TreeHidden(decoder, rows);
-        var lmHead = PipelineTimings.Start();
+        var lmHead = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var gatherRows = new List<long>();
         var gatherColumns = new List<long>();
         var firstGathered = new int[rows.Count * continuations];
@@ -560,7 +562,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             }
         }
 
-        PipelineTimings.Stop(PipelineStage.Forward, lmHead);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
         return scores;
     }
 
@@ -572,7 +574,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// </summary>
     private (Tensor States, int[][] Starts) TreeHidden(Gpt2LMHeadModel model, IReadOnlyList<PromptRow> rows)
     {
-        var batching = PipelineTimings.Start();
+        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
         var tail = _continuations.Sum(c => c.Length);
         var width = rows.Max(r => r.Ids.Length) + tail;
         var batch = rows.Count;
@@ -619,11 +621,11 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var idsTensor = tensor(ids, [batch, width]);
         var positionsTensor = tensor(positions, [batch, width]);
         var allowedTensor = tensor(allowed, [batch, width, width]);
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
-        PipelineTimings.CountBatch(rows.Sum(r => (long)r.Ids.Length + tail), (long)batch * width);
-        var forward = PipelineTimings.Start();
+        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
+        TransformerTelemetry.CountBatch(rows.Sum(r => (long)r.Ids.Length + tail), (long)batch * width);
+        var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var states = model.TreeHiddenStates(idsTensor, positionsTensor, allowedTensor);
-        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
         return (states, starts);
     }
 
@@ -633,16 +635,16 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// </summary>
     private Tensor Hidden(LanguageModel model, IReadOnlyList<int[]> sequences, out int[] offsets)
     {
-        var batching = PipelineTimings.Start();
+        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
         var side = Kind == ClassifierKind.Decoder ? Padding : PaddingSide.Right;
         var batch = EncodedBatch.Pad(sequences, null, Tokenizer.PadTokenId, side);
         offsets = [.. Enumerable.Range(0, batch.BatchSize).Select(batch.FirstTokenColumn)];
         var (ids, mask, _) = Batches.ToTensors(batch);
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
-        PipelineTimings.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
-        var forward = PipelineTimings.Start();
+        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
+        TransformerTelemetry.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var hidden = model.HiddenStates(ids, mask, null);
-        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
         return hidden;
     }
 

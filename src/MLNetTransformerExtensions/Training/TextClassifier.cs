@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Checkpoints;
+using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
 using MLNetTransformerExtensions.Tokenization;
@@ -138,26 +138,28 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
     private float[][] ProbabilitiesIn(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize, InferencePrecision precision)
     {
+        using var span = TransformerTelemetry.ActivitySource.StartActivity("Score");
+        span?.SetTag("rows", texts.Count);
         var model = _inference.ForScoring(precision);
         var result = new float[texts.Count][];
         using var _ = no_grad();
-        var tokenizing = PipelineTimings.Start();
+        var tokenizing = TransformerTelemetry.Start(TransformerTelemetry.Tokenization);
         var encoded = new EncodedText[texts.Count];
         for (var i = 0; i < encoded.Length; i++)
         {
             encoded[i] = Encode(texts[i], secondTexts?[i]);
         }
 
-        PipelineTimings.Stop(PipelineStage.Tokenize, tokenizing);
+        TransformerTelemetry.Stop(TransformerTelemetry.Tokenization, tokenizing);
 
         var classes = Labels.Count;
         foreach (var pass in PassesByLength([.. encoded.Select(e => e.InputIds.Length)], batchSize, Model.Config))
         {
             using var scope = NewDisposeScope();
             var logits = Logits(model, [.. pass.Select(i => encoded[i])]);
-            var forward = PipelineTimings.Start();
+            var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
             var probabilities = logits.to(ScalarType.Float32).softmax(-1).contiguous().data<float>().ToArray();
-            PipelineTimings.Stop(PipelineStage.Forward, forward);
+            TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
             for (var r = 0; r < pass.Length; r++)
             {
                 result[pass[r]] = probabilities.AsSpan(r * classes, classes).ToArray();
@@ -175,7 +177,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <returns>Each pass's row indices, shortest rows first.</returns>
     internal static List<int[]> PassesByLength(IReadOnlyList<int> lengths, int batchSize, TransformerConfig config)
     {
-        var batching = PipelineTimings.Start();
+        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
         var order = Enumerable.Range(0, lengths.Count).OrderBy(i => lengths[i]).ToArray();
         var passes = new List<int[]>();
         var start = 0;
@@ -185,7 +187,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
             start += count;
         }
 
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
+        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
         return passes;
     }
 
@@ -255,14 +257,14 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <summary>Logits (B, K), in the model's dtype, of already-tokenized rows, padded on the right.</summary>
     private Tensor Logits(SequenceClassificationModel model, IReadOnlyList<EncodedText> rows)
     {
-        var batching = PipelineTimings.Start();
+        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
         var batch = EncodedBatch.Pad(rows, Tokenizer.PadTokenId);
         var (ids, mask, types) = Batches.ToTensors(batch);
-        PipelineTimings.Stop(PipelineStage.Batch, batching);
-        PipelineTimings.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
-        var forward = PipelineTimings.Start();
+        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
+        TransformerTelemetry.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var logits = model.forward(ids, mask, model.Config.Family is ModelFamily.Bert ? types : null);
-        PipelineTimings.Stop(PipelineStage.Forward, forward);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
         return logits;
     }
 
@@ -287,9 +289,9 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     Tensor ITrainableClassifier<EncodedText>.Loss(IReadOnlyList<EncodedText> rows, long[] labels)
     {
         var logits = Logits(Model, rows);
-        var loss = PipelineTimings.Start();
+        var loss = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var result = TorchSharp.torch.nn.functional.cross_entropy(logits, tensor(labels));
-        PipelineTimings.Stop(PipelineStage.Forward, loss);
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, loss);
         return result;
     }
 
