@@ -6,7 +6,8 @@ using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
-using MLNetTransformerExtensions.Tokenization.Training;
+using MLNetTransformerExtensions.Sources;
+using MLNetTransformerExtensions.Tokenization.Vocabulary;
 using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.Benchmarks;

@@ -1,5 +1,6 @@
 using MLNetTransformerExtensions.Builtin;
 using MLNetTransformerExtensions.Hub;
+using MLNetTransformerExtensions.Sources;
 using Spectre.Console;
 
 namespace MLNetTransformerExtensions.Cli.Commands;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using MLNetTransformerExtensions.Tokenization.Training;
+using MLNetTransformerExtensions.Tokenization.Vocabulary;
 using Spectre.Console;
 
 namespace MLNetTransformerExtensions.Cli.Commands;

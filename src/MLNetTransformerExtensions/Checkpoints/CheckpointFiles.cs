@@ -20,6 +20,27 @@ public static class CheckpointFiles
     /// <summary>The index of a sharded PyTorch checkpoint.</summary>
     public const string PyTorchIndexName = "pytorch_model.bin.index.json";
 
+    /// <summary>The model's configuration.</summary>
+    internal const string ConfigName = "config.json";
+
+    /// <summary>Weight files in the order transformers looks for them: safetensors before PyTorch, a single file before an index.</summary>
+    internal static readonly string[] WeightNames = [SafeTensorsName, SafeTensorsIndexName, PyTorchName, PyTorchIndexName];
+
+    /// <summary>Tokenizer files, each optional: which of them a model has depends on its tokenizer.</summary>
+    internal static readonly string[] TokenizerNames =
+    [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "added_tokens.json",
+    ];
+
+    /// <summary>Whether a weight file name is a sharded checkpoint's index (<c>*.index.json</c>), which names its shards in <c>weight_map</c>.</summary>
+    internal static bool IsIndex(string fileName) => fileName.EndsWith(".index.json", StringComparison.Ordinal);
+
     /// <summary>
     /// Finds the weight files of a model folder, preferring, as HuggingFace does, <c>model.safetensors</c>, then
     /// <c>model.safetensors.index.json</c> (every shard its <c>weight_map</c> lists), then <c>pytorch_model.bin</c>,

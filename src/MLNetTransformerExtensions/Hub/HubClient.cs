@@ -1,3 +1,5 @@
+using MLNetTransformerExtensions.Checkpoints;
+
 namespace MLNetTransformerExtensions.Hub;
 
 /// <summary>
@@ -136,14 +138,14 @@ public sealed class HubClient : IDisposable
             return path;
         }
 
-        if (await FetchIfPresent(CheckpointFiles.Config).ConfigureAwait(false) is null)
+        if (await FetchIfPresent(CheckpointFiles.ConfigName).ConfigureAwait(false) is null)
         {
-            throw Incomplete(reference, CheckpointFiles.Config,
-                $"Repository '{reference.RepoId}' has no {CheckpointFiles.Config} at revision '{reference.Revision}' on {http.Value.Endpoint}: it is not a transformers checkpoint, or the repository does not exist there. Check the id and the revision.");
+            throw Incomplete(reference, CheckpointFiles.ConfigName,
+                $"Repository '{reference.RepoId}' has no {CheckpointFiles.ConfigName} at revision '{reference.Revision}' on {http.Value.Endpoint}: it is not a transformers checkpoint, or the repository does not exist there. Check the id and the revision.");
         }
 
         var hasWeights = false;
-        foreach (var weights in CheckpointFiles.Weights)
+        foreach (var weights in CheckpointFiles.WeightNames)
         {
             if (await FetchIfPresent(weights).ConfigureAwait(false) is not { } weightsPath)
             {
@@ -152,7 +154,7 @@ public sealed class HubClient : IDisposable
 
             if (CheckpointFiles.IsIndex(weights))
             {
-                foreach (var shard in CheckpointFiles.ShardsOf(weightsPath, reference.RepoId, weights))
+                foreach (var shard in HubSnapshotFiles.ShardsOf(weightsPath, reference.RepoId, weights))
                 {
                     if (await FetchIfPresent(shard).ConfigureAwait(false) is null)
                     {
@@ -169,10 +171,10 @@ public sealed class HubClient : IDisposable
         if (!hasWeights)
         {
             throw Incomplete(reference, null,
-                $"Repository '{reference.RepoId}' has no weights at revision '{reference.Revision}': none of {string.Join(", ", CheckpointFiles.Weights)}. Checkpoints saved only for other frameworks (TensorFlow, Flax, ONNX) cannot be loaded; pick a repository with PyTorch or safetensors weights.");
+                $"Repository '{reference.RepoId}' has no weights at revision '{reference.Revision}': none of {string.Join(", ", CheckpointFiles.WeightNames)}. Checkpoints saved only for other frameworks (TensorFlow, Flax, ONNX) cannot be loaded; pick a repository with PyTorch or safetensors weights.");
         }
 
-        foreach (var tokenizerFile in CheckpointFiles.Tokenizer)
+        foreach (var tokenizerFile in CheckpointFiles.TokenizerNames)
         {
             await FetchIfPresent(tokenizerFile).ConfigureAwait(false);
         }
@@ -265,7 +267,7 @@ public sealed class HubClient : IDisposable
         cache.CommitFor(reference.Revision) is { } commit
         && cache.SnapshotFolder(commit) is var folder
         && Directory.Exists(folder)
-        && CheckpointFiles.IsComplete(folder, reference.RepoId)
+        && HubSnapshotFiles.IsComplete(folder, reference.RepoId)
             ? folder
             : null;
 

@@ -4,6 +4,7 @@ using MLNetTransformerExtensions.Diagnostics;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.MLNet.Internal;
+using MLNetTransformerExtensions.Sources;
 using MLNetTransformerExtensions.Training;
 
 [assembly: TextClassifierKind(TransformerTextClassifier.Kind, typeof(TransformerTextClassifierLoader))]

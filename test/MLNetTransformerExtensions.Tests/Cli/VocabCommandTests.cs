@@ -1,5 +1,5 @@
 using System.Text.Json;
-using MLNetTransformerExtensions.Tests.Tokenization.Training;
+using MLNetTransformerExtensions.Tests.Tokenization.Vocabulary;
 using MLNetTransformerExtensions.Tokenization;
 
 namespace MLNetTransformerExtensions.Tests.Cli;

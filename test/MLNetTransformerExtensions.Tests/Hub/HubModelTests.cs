@@ -2,6 +2,7 @@ using Microsoft.ML;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Sources;
 using MLNetTransformerExtensions.Tests.Training;
 using static TorchSharp.torch;
 

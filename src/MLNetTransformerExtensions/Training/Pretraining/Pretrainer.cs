@@ -6,8 +6,9 @@ using System.Text.Json.Nodes;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
+using MLNetTransformerExtensions.Sources;
 using MLNetTransformerExtensions.Tokenization;
-using MLNetTransformerExtensions.Tokenization.Training;
+using MLNetTransformerExtensions.Tokenization.Vocabulary;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

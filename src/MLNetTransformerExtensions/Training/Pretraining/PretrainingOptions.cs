@@ -159,7 +159,7 @@ public sealed record PretrainingOptions
 
     /// <summary>
     /// Continue pretraining this model (domain adaptation) instead of starting from scratch: a HuggingFace folder, hub id
-    /// or built-in model name, resolved by <see cref="Hub.ModelLocator"/>. Its config and tokenizer are kept. An encoder
+    /// or built-in model name, resolved by <see cref="Sources.ModelLocator"/>. Its config and tokenizer are kept. An encoder
     /// checkpoint without a masked-LM head gets a fresh one (reported in <see cref="PretrainingResult.LoadReport"/>).
     /// </summary>
     public string? From { get; init; }

@@ -84,7 +84,7 @@ public sealed class PretrainerTests
         using var workspace = new PretrainingWorkspace();
         var options = PretrainingWorkspace.Options(PretrainingKind.Decoder) with { Steps = null, Epochs = 2 };
         using var heldOut = Pretrainer.Train(workspace.Files, workspace.Output("held-out"), options);
-        var validation = workspace.Write("validation.txt", Tokenization.Training.TrainingCorpus.Paragraphs(100, 3));
+        var validation = workspace.Write("validation.txt", Tokenization.Vocabulary.TrainingCorpus.Paragraphs(100, 3));
         using var separate = Pretrainer.Train(workspace.Files, workspace.Output("separate"), options with { ValidationFiles = [validation] });
 
         var sequences = heldOut.TrainingSequences!.Value;

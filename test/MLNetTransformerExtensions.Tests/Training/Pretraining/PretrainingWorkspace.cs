@@ -1,5 +1,5 @@
 using System.Text;
-using MLNetTransformerExtensions.Tests.Tokenization.Training;
+using MLNetTransformerExtensions.Tests.Tokenization.Vocabulary;
 using MLNetTransformerExtensions.Training.Pretraining;
 
 namespace MLNetTransformerExtensions.Tests.Training.Pretraining;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>
 /// The merge loop of BPE training, as HuggingFace's <c>BpeTrainer</c> runs it: every distinct word is a sequence of

@@ -1,38 +1,14 @@
 using System.Text.Json;
+using MLNetTransformerExtensions.Checkpoints;
 
 namespace MLNetTransformerExtensions.Hub;
 
 /// <summary>
-/// The files a transformers checkpoint is made of, in the order transformers looks for them: the config, then the
-/// weights (safetensors before <c>pytorch_model.bin</c>, a single file before a sharded index), then the tokenizer.
+/// Which files of a hub snapshot make a checkpoint (the names live in <see cref="CheckpointFiles"/>): the shards an
+/// index names, and whether a snapshot folder is complete. Hub shard names may sit in subfolders of the repository.
 /// </summary>
-internal static class CheckpointFiles
+internal static class HubSnapshotFiles
 {
-    internal const string Config = "config.json";
-
-    /// <summary>Weight files by preference; an index (<c>*.index.json</c>) names its shards in <c>weight_map</c>.</summary>
-    internal static readonly string[] Weights =
-    [
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
-        "pytorch_model.bin.index.json",
-    ];
-
-    /// <summary>Tokenizer files, each optional: which of them a model has depends on its tokenizer.</summary>
-    internal static readonly string[] Tokenizer =
-    [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "vocab.txt",
-        "vocab.json",
-        "merges.txt",
-        "added_tokens.json",
-    ];
-
-    internal static bool IsIndex(string fileName) => fileName.EndsWith(".index.json", StringComparison.Ordinal);
-
     /// <summary>The shard file names an index's <c>weight_map</c> points to, in first-seen order.</summary>
     internal static IReadOnlyList<string> ShardsOf(string indexPath, string repoId, string indexName)
     {
@@ -75,17 +51,17 @@ internal static class CheckpointFiles
     /// </summary>
     internal static bool IsComplete(string snapshotFolder, string repoId)
     {
-        if (!File.Exists(Path.Combine(snapshotFolder, Config)))
+        if (!File.Exists(Path.Combine(snapshotFolder, CheckpointFiles.ConfigName)))
         {
             return false;
         }
 
-        foreach (var weights in Weights)
+        foreach (var weights in CheckpointFiles.WeightNames)
         {
             var path = Path.Combine(snapshotFolder, weights);
             if (File.Exists(path))
             {
-                return !IsIndex(weights)
+                return !CheckpointFiles.IsIndex(weights)
                     || ShardsOf(path, repoId, weights).All(shard => File.Exists(Path.Combine([snapshotFolder, .. shard.Split('/')])));
             }
         }

@@ -2,9 +2,9 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 using MLNetTransformerExtensions.Tokenization;
-using MLNetTransformerExtensions.Tokenization.Training;
+using MLNetTransformerExtensions.Tokenization.Vocabulary;
 
-namespace MLNetTransformerExtensions.Tests.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tests.Tokenization.Vocabulary;
 
 /// <summary>
 /// Trained vocabularies load in our tokenizer and in Microsoft.ML.Tokenizers' own classes, encode the corpus's

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using static MLNetTransformerExtensions.Tokenization.HuggingFaceCharacterClasses;
 
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>
 /// Trains a WordPiece (BERT) or byte-level BPE (GPT-2) vocabulary from text files and writes it in HuggingFace's

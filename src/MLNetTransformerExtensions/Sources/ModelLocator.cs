@@ -1,4 +1,7 @@
-namespace MLNetTransformerExtensions.Hub;
+using MLNetTransformerExtensions.Builtin;
+using MLNetTransformerExtensions.Hub;
+
+namespace MLNetTransformerExtensions.Sources;
 
 /// <summary>
 /// Turns what a user names as a model into the local folder that holds it: an existing folder as it is, otherwise
@@ -30,9 +33,9 @@ public static class ModelLocator
             return Path.GetFullPath(modelNameOrPath);
         }
 
-        if (Builtin.BuiltinModels.IsBuiltin(modelNameOrPath))
+        if (BuiltinModels.IsBuiltin(modelNameOrPath))
         {
-            return Builtin.BuiltinModels.Resolve(modelNameOrPath);
+            return BuiltinModels.Resolve(modelNameOrPath);
         }
 
         if (File.Exists(modelNameOrPath))

@@ -1,4 +1,4 @@
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>
 /// GPT-2's byte-to-unicode table (<c>bytes_to_unicode</c> in openai/gpt-2 and transformers): the printable bytes

@@ -1,4 +1,4 @@
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>The kind of sub-word vocabulary to train, named after the tokenizer that will use it.</summary>
 public enum VocabularyKind

@@ -3,7 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>
 /// Writes a trained vocabulary as the files transformers' <c>save_pretrained</c> writes for <c>BertTokenizer</c>

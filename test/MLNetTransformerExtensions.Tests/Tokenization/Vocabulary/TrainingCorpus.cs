@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace MLNetTransformerExtensions.Tests.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tests.Tokenization.Vocabulary;
 
 /// <summary>A small generated corpus (about 20 KB in two files) and a temporary folder to train in.</summary>
 internal sealed class TrainingCorpus : IDisposable

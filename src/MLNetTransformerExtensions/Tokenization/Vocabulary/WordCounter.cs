@@ -5,7 +5,7 @@ using System.Text;
 using Microsoft.ML.Tokenizers;
 using static MLNetTransformerExtensions.Tokenization.HuggingFaceCharacterClasses;
 
-namespace MLNetTransformerExtensions.Tokenization.Training;
+namespace MLNetTransformerExtensions.Tokenization.Vocabulary;
 
 /// <summary>Word counts of a corpus: each distinct pre-token with how often it occurs.</summary>
 internal sealed class WordTally

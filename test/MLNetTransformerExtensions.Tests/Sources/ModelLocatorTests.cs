@@ -1,6 +1,8 @@
 using MLNetTransformerExtensions.Hub;
+using MLNetTransformerExtensions.Sources;
+using MLNetTransformerExtensions.Tests.Hub;
 
-namespace MLNetTransformerExtensions.Tests.Hub;
+namespace MLNetTransformerExtensions.Tests.Sources;
 
 [TestClass]
 public sealed class ModelLocatorTests : HubTestContext
