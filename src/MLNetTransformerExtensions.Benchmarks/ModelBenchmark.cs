@@ -153,7 +153,7 @@ public static class ModelBenchmark
     /// <summary>
     /// Times inference as a deployed classifier runs it: evaluation mode, no gradients, one dispose scope per batch,
     /// on random token ids with every position real (no padding). In bfloat16 the steps run on a bfloat16 copy of the
-    /// model, made (untimed) as <see cref="TextClassifier"/> makes it, and freed afterwards; the model is unchanged.
+    /// model, made (untimed) as <see cref="HeadClassifier"/> makes it, and freed afterwards; the model is unchanged.
     /// </summary>
     /// <param name="model">The model (left in evaluation mode).</param>
     /// <param name="batchSize">Sequences per step.</param>

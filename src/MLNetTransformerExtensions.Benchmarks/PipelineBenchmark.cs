@@ -133,7 +133,7 @@ public static class PipelineBenchmark
         {
             // As a user switches a fitted model to bf16 scoring: training above ran in fp32 either way.
             classifier.InferencePrecision = options.Precision;
-            var parameters = classifier.Classifier is TransformerTextClassifier inner ? ModelBenchmark.CountParameters(inner.Inner.Model) : 0;
+            var parameters = classifier.Classifier is HeadClassificationModel inner ? ModelBenchmark.CountParameters(inner.Inner.Model) : 0;
 
             log?.Report($"scoring: Transform + Evaluate on {testTexts.Count} rows");
             MulticlassClassificationMetrics metrics = null!;

@@ -132,6 +132,20 @@ internal static class TrainCommand
             var kind = s.Kind is null ? (family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder)
                 : s.Kind is "decoder" or "prompt" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
             var strategy = s.Kind is "prompt" or "encoder-prompt" ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
+            var isDecoder = family == ModelFamily.Gpt2;
+            if (isDecoder != (kind == ClassifierKind.Decoder))
+            {
+                // The library says the same in its own terms; on the command line the answer is a --kind value.
+                var fits = (isDecoder, strategy) switch
+                {
+                    (true, ClassificationStrategy.Head) => "decoder",
+                    (true, _) => "prompt",
+                    (false, ClassificationStrategy.Head) => "encoder",
+                    _ => "encoder-prompt",
+                };
+                throw new CliException($"The model {s.Model} is a {family} {(isDecoder ? "decoder" : "encoder")}, but --kind {s.Kind} asks for {(isDecoder ? "an encoder" : "a decoder")}. Use --kind {fits} for this model.");
+            }
+
             var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             if (validation is not null)
             {

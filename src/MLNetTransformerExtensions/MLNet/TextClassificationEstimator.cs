@@ -9,7 +9,7 @@ namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>
 /// An ML.NET trainer for text classifiers: <see cref="Fit"/> reads the text and label columns, hands the
-/// rows to an <see cref="ITextClassifierTrainer"/>, and wraps the classifier it returns in a
+/// rows to an <see cref="ITextClassificationTrainer"/>, and wraps the classifier it returns in a
 /// <see cref="TextClassificationTransformer"/>. Catalog extension methods create it.
 /// </summary>
 /// <remarks>
@@ -39,25 +39,25 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
     private readonly IDataView? _validationSet;
     private readonly IProgress<TrainingProgress>? _progress;
     private readonly CancellationToken _cancellationToken;
-    private readonly ITextClassifierTrainer _trainer;
-    private readonly string _classifierKind;
-    private readonly string _kindAssembly;
+    private readonly ITextClassificationTrainer _trainer;
+    private readonly string _modelFormat;
+    private readonly string _formatAssembly;
 
     /// <summary>Creates the estimator. Catalog extension methods call this; users call those.</summary>
     /// <param name="env">The ML.NET environment (an <c>MLContext</c>, or the one behind a catalog).</param>
     /// <param name="task">Multiclass (key label) or binary (Boolean label).</param>
     /// <param name="options">Column names, scoring batch size, validation set, progress and cancellation.</param>
     /// <param name="trainer">Trains the classifier from the rows <see cref="Fit"/> reads.</param>
-    /// <param name="classifierKind">
-    /// The kind of the classifiers <paramref name="trainer"/> returns, declared with a
-    /// <see cref="TextClassifierKindAttribute"/> in the trainer's assembly, this library, or any loaded assembly.
+    /// <param name="modelFormat">
+    /// The model format of the classifiers <paramref name="trainer"/> returns, declared with a
+    /// <see cref="TextClassificationModelFormatAttribute"/> in the trainer's assembly, this library, or any loaded assembly.
     /// </param>
-    public TextClassificationEstimator(IHostEnvironment env, TextClassificationTask task, TextClassificationOptions options, ITextClassifierTrainer trainer, string classifierKind)
+    public TextClassificationEstimator(IHostEnvironment env, TextClassificationTask task, TextClassificationOptions options, ITextClassificationTrainer trainer, string modelFormat)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(trainer);
-        ArgumentException.ThrowIfNullOrWhiteSpace(classifierKind);
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelFormat);
         if (options.BatchSize <= 0)
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "BatchSize must be positive.");
@@ -70,9 +70,9 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
         _progress = options.Progress;
         _cancellationToken = options.CancellationToken;
         _trainer = trainer;
-        _classifierKind = classifierKind;
+        _modelFormat = modelFormat;
         // Fail now, not after hours of training, if the model could never be loaded again.
-        _kindAssembly = TextClassifierKinds.FindDeclaringAssembly(classifierKind, [trainer.GetType().Assembly, typeof(TextClassificationEstimator).Assembly])
+        _formatAssembly = TextClassificationModelFormats.FindDeclaringAssembly(modelFormat, [trainer.GetType().Assembly, typeof(TextClassificationEstimator).Assembly])
             .GetName().Name!;
     }
 
@@ -115,22 +115,22 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
 
         using var channel = _host.Start("Training text classifier");
         using var cancellation = new HostCancellation(_host, _cancellationToken);
-        var context = new TextClassifierTrainingContext(_host.Rand.Next(), cancellation.Token,
+        var context = new TextClassificationTrainingContext(_host.Rand.Next(), cancellation.Token,
             message => channel.Info(MessageSensitivity.None, message), _progress);
         channel.Info(MessageSensitivity.None,
-            $"Training a {_columns.Task.ToString().ToLowerInvariant()} '{_classifierKind}' classifier on {training.Count} rows, {labels.ClassCount} classes" +
+            $"Training a {_columns.Task.ToString().ToLowerInvariant()} '{_modelFormat}' classifier on {training.Count} rows, {labels.ClassCount} classes" +
             (validation is null ? "." : $", validating on {validation.Count} rows."));
 
         var classifier = _trainer.Train(training, validation, labels.ClassNames, context)
-            ?? throw new InvalidOperationException($"The '{_classifierKind}' trainer returned no classifier.");
+            ?? throw new InvalidOperationException($"The '{_modelFormat}' trainer returned no classifier.");
         if (classifier.ClassCount != labels.ClassCount)
         {
             classifier.Dispose();
             throw new InvalidOperationException(
-                $"The '{_classifierKind}' trainer returned a classifier with {classifier.ClassCount} classes; the label '{_columns.Label}' has {labels.ClassCount}.");
+                $"The '{_modelFormat}' trainer returned a classifier with {classifier.ClassCount} classes; the label '{_columns.Label}' has {labels.ClassCount}.");
         }
 
-        return new TextClassificationTransformer(_host, _columns, _batchSize, classifier, _classifierKind, _kindAssembly, labels);
+        return new TextClassificationTransformer(_host, _columns, _batchSize, classifier, _modelFormat, _formatAssembly, labels);
     }
 
     /// <summary>The schema <see cref="Fit"/>'s transformer would produce: the input's columns, then the output columns.</summary>

@@ -27,25 +27,25 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
     private bool _disposed;
 
     internal TextClassificationTransformer(
-        IHostEnvironment env, TextClassificationColumns columns, int batchSize, ITextClassifier classifier, string classifierKind, string kindAssembly, TextClassificationLabels labels)
+        IHostEnvironment env, TextClassificationColumns columns, int batchSize, ITextClassificationModel classifier, string modelFormat, string formatAssembly, TextClassificationLabels labels)
     {
         Environment = env;
         Columns = columns;
         BatchSize = batchSize;
         Classifier = classifier;
-        ClassifierKind = classifierKind;
-        KindAssembly = kindAssembly;
+        ModelFormat = modelFormat;
+        ModelFormatAssembly = formatAssembly;
         Labels = labels;
     }
 
     /// <summary>Whether this is a multiclass or a binary classifier.</summary>
     public TextClassificationTask Task => Columns.Task;
 
-    /// <summary>The classifier's kind, which names its loader in saved models (see <see cref="TextClassifierKindAttribute"/>).</summary>
-    public string ClassifierKind { get; }
+    /// <summary>The model format of the classifier, which names its loader in saved models (see <see cref="TextClassificationModelFormatAttribute"/>).</summary>
+    public string ModelFormat { get; }
 
     /// <summary>The trained classifier; for example <c>Classifier.SaveTo(folder)</c> exports it on its own.</summary>
-    public ITextClassifier Classifier { get; }
+    public ITextClassificationModel Classifier { get; }
 
     /// <summary>
     /// The class names by class index (the order of the <c>Score</c> vector): the label's key values as text for
@@ -80,7 +80,7 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
     /// model. Changing it affects data views already made by <see cref="Transform"/> from their next batch; the float32
     /// weights, and what is saved of them, never change.
     /// </summary>
-    /// <exception cref="NotSupportedException">Set to bfloat16 on a classifier that scores only in float32 (a custom <see cref="ITextClassifier"/>).</exception>
+    /// <exception cref="NotSupportedException">Set to bfloat16 on a classifier that scores only in float32 (a custom <see cref="ITextClassificationModel"/>).</exception>
     /// <exception cref="ArgumentOutOfRangeException">The value is not a defined precision.</exception>
     public InferencePrecision InferencePrecision
     {
@@ -108,7 +108,7 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
                 }
                 else if (value != InferencePrecision.Float32)
                 {
-                    throw new NotSupportedException($"The '{ClassifierKind}' classifier scores only in float32; {value} is available for the transformer classifiers of this library.");
+                    throw new NotSupportedException($"The '{ModelFormat}' classifier scores only in float32; {value} is available for the transformer classifiers of this library.");
                 }
             }
         }
@@ -123,8 +123,8 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
 
     internal TextClassificationLabels Labels { get; }
 
-    /// <summary>The simple name of the assembly that declares <see cref="ClassifierKind"/>, stored in saved models.</summary>
-    internal string KindAssembly { get; }
+    /// <summary>The simple name of the assembly that declares <see cref="ModelFormat"/>, stored in saved models.</summary>
+    internal string ModelFormatAssembly { get; }
 
     /// <summary>The input schema's columns followed by the output columns.</summary>
     /// <param name="inputSchema">The schema of the data to transform; it must hold the text column(s).</param>
@@ -187,7 +187,7 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
         if (probabilities is null || probabilities.Length != texts.Count)
         {
             throw new InvalidOperationException(
-                $"The '{ClassifierKind}' classifier returned {probabilities?.Length ?? 0} probability rows for a batch of {texts.Count} texts.");
+                $"The '{ModelFormat}' classifier returned {probabilities?.Length ?? 0} probability rows for a batch of {texts.Count} texts.");
         }
 
         for (var row = 0; row < probabilities.Length; row++)
@@ -195,7 +195,7 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
             if (probabilities[row]?.Length != Labels.ClassCount)
             {
                 throw new InvalidOperationException(
-                    $"The '{ClassifierKind}' classifier returned {probabilities[row]?.Length ?? 0} probabilities for row {row} of a batch; it has {Labels.ClassCount} classes.");
+                    $"The '{ModelFormat}' classifier returned {probabilities[row]?.Length ?? 0} probabilities for row {row} of a batch; it has {Labels.ClassCount} classes.");
             }
         }
 

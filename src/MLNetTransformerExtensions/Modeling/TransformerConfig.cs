@@ -127,7 +127,7 @@ public sealed record TransformerConfig
         var path = Path.Combine(folder, "config.json");
         if (!File.Exists(path))
         {
-            throw new FileNotFoundException($"The model folder '{folder}' has no config.json. Point --model / modelPath at a HuggingFace model folder (config.json plus weights and tokenizer files).", path);
+            throw new FileNotFoundException($"The model folder '{folder}' has no config.json. Point the model path at a HuggingFace model folder (config.json plus weights and tokenizer files).", path);
         }
 
         JsonNode? node;

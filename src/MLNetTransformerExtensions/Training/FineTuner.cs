@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Training;
 
 /// <summary>
-/// Fine-tunes every weight of a <see cref="TextClassifier"/> or a <see cref="PromptClassifier"/> as HuggingFace's
-/// Trainer does: AdamW with decoupled weight decay (none on biases and LayerNorm weights), linear warm-up then linear
+/// Fine-tunes every weight of a <see cref="HeadClassifier"/> or a <see cref="PromptClassifier"/> as HuggingFace's
+/// Trainer does: AdamW with decoupled weight decay (on matrices only, none on biases and LayerNorm weights), linear warm-up then linear
 /// decay, gradient clipping and accumulation, length-grouped batches with dynamic padding, validation each epoch, and
 /// early stopping that restores the best epoch. Both strategies share this loop; only their loss differs.
 /// </summary>
@@ -24,7 +24,7 @@ public static class FineTuner
     /// <param name="cancellationToken">Stops training within one batch.</param>
     /// <returns>The epoch whose weights the classifier ends with (the best one when validating with early stopping).</returns>
     /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
-    public static int Train(TextClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
+    public static int Train(HeadClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default) =>
         TrainLoop(classifier, train, validation, options, progress, cancellationToken);
 
@@ -224,7 +224,7 @@ public static class FineTuner
     /// <param name="batchSize">Rows per forward pass.</param>
     /// <param name="cancellationToken">Stops between batches.</param>
     /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
-    public static (double Accuracy, double LogLoss) Evaluate(TextClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
+    public static (double Accuracy, double LogLoss) Evaluate(HeadClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
         EvaluateCore(classifier.PredictProbabilities, data, batchSize, cancellationToken);
 
     /// <summary>Accuracy and mean log-loss of a prompt classifier on labelled rows.</summary>
@@ -291,8 +291,10 @@ public static class FineTuner
     }
 
     /// <summary>
-    /// The trainable parameters split as AdamW's two groups: weights that decay, and biases plus LayerNorm weights that
-    /// do not. <see cref="CreateOptimizer"/> keeps this order, so its state list lines up with these names.
+    /// The trainable parameters split as AdamW's two groups, by tensor rank as nanoGPT and HuggingFace do: matrices
+    /// (weights of linear layers and embeddings, <c>dim() &gt;= 2</c>) decay; vectors (biases, LayerNorm gains) do not,
+    /// nor does anything HuggingFace names as never decayed (a bias or a LayerNorm). <see cref="CreateOptimizer"/> keeps
+    /// this order, so its state list lines up with these names.
     /// </summary>
     internal static (List<(string Name, Parameter Parameter)> Decay, List<(string Name, Parameter Parameter)> NoDecay) ParameterGroups(nn.Module model)
     {
@@ -305,13 +307,17 @@ public static class FineTuner
                 continue;
             }
 
-            var isNorm = name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal)
-                || name.Contains("ln_", StringComparison.Ordinal);
-            (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias" || isNorm ? noDecay : decay).Add((name, parameter));
+            (parameter.dim() >= 2 && !NeverDecayed(name) ? decay : noDecay).Add((name, parameter));
         }
 
         return (decay, noDecay);
     }
+
+    // HuggingFace's Trainer exempts biases and LayerNorm parameters by name; with the rank rule this only matters for a
+    // norm or bias of more than one dimension, which none of our models has.
+    private static bool NeverDecayed(string name) =>
+        name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias"
+        || name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal);
 
     /// <summary>AdamW with two groups: decayed weights, and biases plus LayerNorm weights without decay.</summary>
     internal static AdamW CreateOptimizer(nn.Module model, double learningRate, double weightDecay)

@@ -124,7 +124,7 @@ public sealed class PipelineBenchmarkTests
     public void TimersStayOffOutsideABenchmark()
     {
         PipelineTimings.Reset();
-        using (var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b"], ClassifierKind.Encoder, 16, seed: 1, out _))
+        using (var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b"], ClassifierKind.Encoder, 16, seed: 1, out _))
         {
             classifier.PredictProbabilities(["one text", "and another"], null);
         }

@@ -93,6 +93,8 @@ public sealed class TrainEvaluatePredictTests
             Fails($"train --data one.tsv --model \"{bert}\" --output a.zip", "single class");
             Fails($"train --data empty-label.tsv --model \"{bert}\" --output a.zip", "row 2", "empty");
             Fails($"train --data train.tsv --model \"{TestPaths.Fixtures("hf-tiny", "gpt2")}\" --kind encoder --output a.zip", "decoder");
+            // The library's error names ClassifierKind; the CLI answers with the --kind value that fits.
+            Fails($"train --data train.tsv --model \"{TestPaths.Fixtures("hf-tiny", "gpt2")}\" --kind encoder-prompt --output a.zip", "decoder", "--kind prompt");
             Fails($"train --data train.tsv --test unseen.tsv --model \"{bert}\" --output a.zip", "unseen.tsv row 2", "surprised");
             Fails($"train --data missing.tsv --model \"{bert}\" --output a.zip", "missing.tsv");
             Assert.IsFalse(File.Exists(Path.Combine(work, "a.zip")), "no model file after a failed run");

@@ -4,7 +4,7 @@ using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Tests.MLNet;
 using MLNetTransformerExtensions.Training;
 
-[assembly: TextClassifierKind(FakeNaiveBayesClassifier.Kind, typeof(FakeNaiveBayesLoader))]
+[assembly: TextClassificationModelFormat(FakeNaiveBayesClassifier.Kind, typeof(FakeNaiveBayesLoader))]
 
 namespace MLNetTransformerExtensions.Tests.MLNet;
 
@@ -12,7 +12,7 @@ namespace MLNetTransformerExtensions.Tests.MLNet;
 /// A bag-of-words naive Bayes classifier standing in for a transformer model: real enough to learn the test
 /// data (so evaluation metrics mean something), and it records every call the adapter makes.
 /// </summary>
-internal sealed class FakeNaiveBayesClassifier : ITextClassifier
+internal sealed class FakeNaiveBayesClassifier : ITextClassificationModel
 {
     public const string Kind = "test-naive-bayes";
 
@@ -124,9 +124,9 @@ internal sealed class FakeNaiveBayesClassifier : ITextClassifier
             .Select(w => w.ToLowerInvariant());
 }
 
-internal sealed class FakeNaiveBayesLoader : ITextClassifierLoader
+internal sealed class FakeNaiveBayesLoader : ITextClassificationModelLoader
 {
-    public ITextClassifier Load(string folder)
+    public ITextClassificationModel Load(string folder)
     {
         using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json")));
         var priors = config.RootElement.GetProperty("priors").EnumerateArray().Select(e => e.GetDouble()).ToArray();
@@ -139,17 +139,17 @@ internal sealed class FakeNaiveBayesLoader : ITextClassifierLoader
 }
 
 /// <summary>Trains <see cref="FakeNaiveBayesClassifier"/>s and records what each Train call received.</summary>
-internal sealed class FakeNaiveBayesTrainer : ITextClassifierTrainer
+internal sealed class FakeNaiveBayesTrainer : ITextClassificationTrainer
 {
-    public List<(LabeledTexts Training, LabeledTexts? Validation, IReadOnlyList<string> ClassNames, TextClassifierTrainingContext Context)> Calls { get; } = [];
+    public List<(LabeledTexts Training, LabeledTexts? Validation, IReadOnlyList<string> ClassNames, TextClassificationTrainingContext Context)> Calls { get; } = [];
 
     /// <summary>Runs inside Train, after recording the call (to report progress, wait for cancellation…).</summary>
-    public Action<TextClassifierTrainingContext>? During { get; set; }
+    public Action<TextClassificationTrainingContext>? During { get; set; }
 
     /// <summary>Replaces the trained classifier's class count check, to test the adapter's.</summary>
-    public Func<LabeledTexts, ITextClassifier>? Factory { get; set; }
+    public Func<LabeledTexts, ITextClassificationModel>? Factory { get; set; }
 
-    public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context)
+    public ITextClassificationModel Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassificationTrainingContext context)
     {
         Calls.Add((training, validation, classNames, context));
         During?.Invoke(context);

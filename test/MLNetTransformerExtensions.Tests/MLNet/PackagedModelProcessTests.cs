@@ -34,7 +34,7 @@ public sealed class PackagedModelProcessTests
         using MLNetTransformerExtensions.MLNet;
         using MLNetTransformerExtensions.Training;
 
-        [assembly: TextClassifierKind("consumer-keyword", typeof(KeywordLoader))]
+        [assembly: TextClassificationModelFormat("consumer-keyword", typeof(KeywordLoader))]
 
         var path = args[1];
         var ml = new MLContext(seed: 1);
@@ -67,7 +67,7 @@ public sealed class PackagedModelProcessTests
             public string Label { get; set; } = "";
         }
 
-        public sealed class KeywordClassifier(string[] classNames) : ITextClassifier
+        public sealed class KeywordClassifier(string[] classNames) : ITextClassificationModel
         {
             public int ClassCount => classNames.Length;
 
@@ -85,15 +85,15 @@ public sealed class PackagedModelProcessTests
             }
         }
 
-        public sealed class KeywordTrainer : ITextClassifierTrainer
+        public sealed class KeywordTrainer : ITextClassificationTrainer
         {
-            public ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context) =>
+            public ITextClassificationModel Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassificationTrainingContext context) =>
                 new KeywordClassifier(classNames.ToArray());
         }
 
-        public sealed class KeywordLoader : ITextClassifierLoader
+        public sealed class KeywordLoader : ITextClassificationModelLoader
         {
-            public ITextClassifier Load(string folder) => new KeywordClassifier(File.ReadAllLines(Path.Combine(folder, "classes.txt")));
+            public ITextClassificationModel Load(string folder) => new KeywordClassifier(File.ReadAllLines(Path.Combine(folder, "classes.txt")));
         }
         """;
 }

@@ -188,7 +188,7 @@ public sealed class TextClassificationContractTests
 
         var restored = Find(loaded);
         Assert.AreEqual(7, restored.BatchSize);
-        Assert.AreEqual(FakeNaiveBayesClassifier.Kind, restored.ClassifierKind);
+        Assert.AreEqual(FakeNaiveBayesClassifier.Kind, restored.ModelFormat);
         CollectionAssert.AreEqual(Topics, restored.ClassNames.ToArray());
         Assert.AreEqual("Text", restored.TextColumnName);
         Assert.IsNull(restored.ProbabilityColumnName);

@@ -134,7 +134,7 @@ public sealed class TextClassificationInputErrorTests
         var ml = new MLContext();
         var error = Assert.ThrowsExactly<InvalidOperationException>(() =>
             new TextClassificationEstimator(ml, TextClassificationTask.Binary, new TextClassificationOptions(), new FakeNaiveBayesTrainer(), "no-such-kind"));
-        StringAssert.Contains(error.Message, "[assembly: TextClassifierKind(\"no-such-kind\"");
+        StringAssert.Contains(error.Message, "[assembly: TextClassificationModelFormat(\"no-such-kind\"");
     }
 
     [TestMethod]

@@ -105,14 +105,14 @@ internal static class TextClassificationTestData
     }
 
     public static EstimatorChain<TextClassificationTransformer> MulticlassPipeline(
-        MLContext ml, ITextClassifierTrainer trainer, TextClassificationOptions? options = null) =>
+        MLContext ml, ITextClassificationTrainer trainer, TextClassificationOptions? options = null) =>
         ml.Transforms.Conversion.MapValueToKey(options?.LabelColumnName ?? "Label")
             .Append(new TextClassificationEstimator(ml, TextClassificationTask.Multiclass, options ?? new TextClassificationOptions(), trainer, FakeNaiveBayesClassifier.Kind));
 
-    public static IEstimator<ITransformer> MulticlassPipelineWithLabelBack(MLContext ml, ITextClassifierTrainer trainer, TextClassificationOptions? options = null) =>
+    public static IEstimator<ITransformer> MulticlassPipelineWithLabelBack(MLContext ml, ITextClassificationTrainer trainer, TextClassificationOptions? options = null) =>
         MulticlassPipeline(ml, trainer, options).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
 
-    public static TextClassificationEstimator BinaryEstimator(MLContext ml, ITextClassifierTrainer trainer, TextClassificationOptions? options = null) =>
+    public static TextClassificationEstimator BinaryEstimator(MLContext ml, ITextClassificationTrainer trainer, TextClassificationOptions? options = null) =>
         new(ml, TextClassificationTask.Binary, options ?? new TextClassificationOptions(), trainer, FakeNaiveBayesClassifier.Kind);
 
     public static TextClassificationTransformer Find(ITransformer model) =>

@@ -10,7 +10,7 @@ public sealed class FineTunerTests
 
     private static double TrainAccuracy(string family, ClassifierKind kind, (List<string> Texts, List<int> Labels) data, string[] labels, FineTuningOptions options)
     {
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", family), labels, kind, options.MaxLength, options.Seed, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", family), labels, kind, options.MaxLength, options.Seed, out _);
         var rows = new LabeledTexts(data.Texts, null, data.Labels);
         FineTuner.Train(classifier, rows, null, options);
         return FineTuner.Evaluate(classifier, rows, 64).Accuracy;
@@ -40,7 +40,7 @@ public sealed class FineTunerTests
         var data = SyntheticReviews.Binary(48, seed: 4);
         float[][] Run()
         {
-            using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 11, out _);
+            using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 11, out _);
             FineTuner.Train(classifier, new LabeledTexts(data.Texts, null, data.Labels), null, Fast with { Epochs = 2, Seed = 11 });
             return classifier.PredictProbabilities(data.Texts, null);
         }
@@ -57,7 +57,7 @@ public sealed class FineTunerTests
     public void CancellationStopsWithinOneBatch()
     {
         var data = SyntheticReviews.Binary(200, seed: 5);
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 1, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 1, out _);
         using var cancellation = new CancellationTokenSource();
         var steps = 0;
         var progress = new SynchronousProgress(p =>
@@ -78,7 +78,7 @@ public sealed class FineTunerTests
     {
         var train = SyntheticReviews.Binary(64, seed: 6);
         var validation = SyntheticReviews.Binary(32, seed: 7);
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 1, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["n", "p"], ClassifierKind.Encoder, 32, 1, out _);
         var epochs = new List<TrainingProgress>();
         var best = FineTuner.Train(classifier, new LabeledTexts(train.Texts, null, train.Labels), new LabeledTexts(validation.Texts, null, validation.Labels),
             Fast with { Epochs = 6, EarlyStoppingPatience = 1 }, new SynchronousProgress(p =>
@@ -105,7 +105,7 @@ public sealed class FineTunerTests
         var shuffled = Enumerable.Range(0, 120).Select(i => (i * 7) % 120).ToArray();
         var second = shuffled.Select(i => b[i]).ToList();
         var labels = Enumerable.Range(0, 120).Select(i => la[i] == lb[shuffled[i]] ? 1 : 0).ToList();
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["different", "same"], ClassifierKind.Encoder, 48, 1, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["different", "same"], ClassifierKind.Encoder, 48, 1, out _);
         var rows = new LabeledTexts(a, second, labels);
         FineTuner.Train(classifier, rows, null, Fast with { Epochs = 25, MaxLength = 48 });
         var accuracy = FineTuner.Evaluate(classifier, rows, 64).Accuracy;
@@ -116,7 +116,7 @@ public sealed class FineTunerTests
     public void InferenceLeavesNoTensorsBehind()
     {
         var data = SyntheticReviews.Binary(100, seed: 10);
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "gpt2"), ["n", "p"], ClassifierKind.Decoder, 32, 1, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "gpt2"), ["n", "p"], ClassifierKind.Decoder, 32, 1, out _);
         classifier.PredictProbabilities(data.Texts, null, 16);
         var before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         for (var i = 0; i < 3; i++)
@@ -134,10 +134,10 @@ public sealed class FineTunerTests
         var folder = TestPaths.NewTempDirectory();
         try
         {
-            using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "roberta"), ["neg", "pos"], ClassifierKind.Encoder, 32, 1, out _);
+            using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "roberta"), ["neg", "pos"], ClassifierKind.Encoder, 32, 1, out _);
             FineTuner.Train(classifier, new LabeledTexts(data.Texts, null, data.Labels), null, Fast with { Epochs = 1 });
             classifier.Save(folder);
-            using var loaded = TextClassifier.Load(folder);
+            using var loaded = HeadClassifier.Load(folder);
             CollectionAssert.AreEqual(new[] { "neg", "pos" }, loaded.Labels.ToArray());
             var expected = classifier.PredictProbabilities(data.Texts, null);
             var actual = loaded.PredictProbabilities(data.Texts, null);
@@ -155,7 +155,7 @@ public sealed class FineTunerTests
     [TestMethod]
     public void ABaseCheckpointGetsANewHeadAndReportsIt()
     {
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c", "d", "e"], ClassifierKind.Encoder, 32, 1, out var report);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c", "d", "e"], ClassifierKind.Encoder, 32, 1, out var report);
         Assert.IsNotNull(report);
         CollectionAssert.AreEquivalent(new[] { "classifier.weight", "classifier.bias" }, report.Mismatched.ToArray(), report.ToString());
         StringAssert.Contains(report.ToString(), "classifier.weight");
@@ -165,7 +165,7 @@ public sealed class FineTunerTests
     public void AKindThatDoesNotMatchTheFamilyIsAClearError()
     {
         var error = Assert.ThrowsExactly<InvalidDataException>(() =>
-            TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "gpt2"), ["a", "b"], ClassifierKind.Encoder, 32, 1, out _));
+            HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "gpt2"), ["a", "b"], ClassifierKind.Encoder, 32, 1, out _));
         StringAssert.Contains(error.Message, "DecoderClassifier");
     }
 

@@ -52,7 +52,7 @@ public sealed class InferencePrecisionTests
     [DataRow("gpt2")]
     public void AHeadClassifierInBFloat16AgreesWithFloat32(string family)
     {
-        using var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", family));
+        using var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", family));
         var texts = Texts();
         var float32 = classifier.PredictProbabilities(texts, null, batchSize: 16);
 
@@ -69,7 +69,7 @@ public sealed class InferencePrecisionTests
     [TestMethod]
     public void SentencePairsAgreeToo()
     {
-        using var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
+        using var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
         var texts = Texts();
         var second = texts.Select((t, i) => texts[(i + 7) % texts.Count]).ToList();
         var float32 = classifier.PredictProbabilities(texts, second, batchSize: 16);
@@ -114,7 +114,7 @@ public sealed class InferencePrecisionTests
         var after = TestPaths.NewTempDirectory();
         try
         {
-            using (var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", "gpt2")))
+            using (var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", "gpt2")))
             {
                 classifier.Save(before);
                 classifier.InferencePrecision = InferencePrecision.BFloat16;
@@ -165,7 +165,7 @@ public sealed class InferencePrecisionTests
     {
         var (texts, labels) = SyntheticReviews.Binary(48, seed: 5);
         var data = new LabeledTexts(texts, null, labels);
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "distilbert"), ["0", "1"], ClassifierKind.Encoder, 32, seed: 1, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "distilbert"), ["0", "1"], ClassifierKind.Encoder, 32, seed: 1, out _);
         classifier.InferencePrecision = InferencePrecision.BFloat16;
         var untrained = classifier.PredictProbabilities(texts, null, batchSize: 16);
         Assert.IsTrue(classifier.HasInferenceCopy);
@@ -185,7 +185,7 @@ public sealed class InferencePrecisionTests
     {
         var texts = Texts();
         var live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        using (var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", "roberta")))
+        using (var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", "roberta")))
         {
             classifier.InferencePrecision = InferencePrecision.BFloat16;
             classifier.PredictProbabilities(texts, null, batchSize: 16);
@@ -213,7 +213,7 @@ public sealed class InferencePrecisionTests
     [TestMethod]
     public void MakingTheCopyLeavesTheGlobalGeneratorAlone()
     {
-        using var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
+        using var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
         static float[] Draw()
         {
             using var values = torch.rand(4);
@@ -233,7 +233,7 @@ public sealed class InferencePrecisionTests
     [TestMethod]
     public void AnUndefinedPrecisionIsRefused()
     {
-        using var classifier = TextClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
+        using var classifier = HeadClassifier.Load(TestPaths.Fixtures("hf-tiny", "bert"));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => classifier.InferencePrecision = (InferencePrecision)7);
         Assert.AreEqual(InferencePrecision.Float32, classifier.InferencePrecision);
     }

@@ -118,8 +118,8 @@ public sealed class PromptTemplateTests
     [TestMethod]
     public void TheKindMustMatchTheModel()
     {
-        AssertRefused<InvalidDataException>(() => Create("gpt2", ClassifierKind.Encoder, null, null), "Gpt2 decoder", "--kind prompt");
-        AssertRefused<InvalidDataException>(() => Create("bert", ClassifierKind.Decoder, null, null), "Bert encoder", "--kind encoder-prompt");
+        AssertRefused<InvalidDataException>(() => Create("gpt2", ClassifierKind.Encoder, null, null), "Gpt2 decoder", "ClassifierKind.Decoder (DecoderClassifier with the prompt strategy");
+        AssertRefused<InvalidDataException>(() => Create("bert", ClassifierKind.Decoder, null, null), "Bert encoder", "ClassifierKind.Encoder (EncoderClassifier with the prompt strategy");
     }
 
     [TestMethod]
@@ -152,10 +152,10 @@ public sealed class PromptTemplateTests
                 classifier.Save(folder);
             }
 
-            AssertRefused<InvalidDataException>(() => TextClassifier.Load(folder), "prompt classifier", "PromptClassifier.Load");
-            using var head = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b"], ClassifierKind.Encoder, 32, 1, out _);
+            AssertRefused<InvalidDataException>(() => HeadClassifier.Load(folder), "prompt classifier", "PromptClassifier.Load");
+            using var head = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b"], ClassifierKind.Encoder, 32, 1, out _);
             head.Save(Path.Combine(folder, "head"));
-            AssertRefused<InvalidDataException>(() => PromptClassifier.Load(Path.Combine(folder, "head")), "no prompt settings", "TextClassifier.Load");
+            AssertRefused<InvalidDataException>(() => PromptClassifier.Load(Path.Combine(folder, "head")), "no prompt settings", "HeadClassifier.Load");
         }
         finally
         {

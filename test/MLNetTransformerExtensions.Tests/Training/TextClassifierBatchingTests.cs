@@ -10,22 +10,22 @@ public sealed class TextClassifierBatchingTests
     public void ShortRowsAreCutFromLongOnesWhenThePaddingSavedOutweighsAPass()
     {
         // One pass: 6 × 50 = 300 positions + 10; two passes: 4 × 5 + 2 × 50 = 120 positions + 20.
-        CollectionAssert.AreEqual(new[] { 4, 2 }, TextClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 10));
+        CollectionAssert.AreEqual(new[] { 4, 2 }, HeadClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 10));
 
         // A pass dearer than all the padding: one pass.
-        CollectionAssert.AreEqual(new[] { 6 }, TextClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 1000));
+        CollectionAssert.AreEqual(new[] { 6 }, HeadClassifier.Chunks([5, 5, 5, 5, 50, 50], batchSize: 32, passCost: 1000));
 
         // Equal lengths never gain from a cut; the batch size still bounds a pass.
-        var passes = TextClassifier.Chunks([7, 7, 7, 7, 7, 7, 7, 7, 7, 7], batchSize: 4, passCost: 0.5);
+        var passes = HeadClassifier.Chunks([7, 7, 7, 7, 7, 7, 7, 7, 7, 7], batchSize: 4, passCost: 0.5);
         Assert.AreEqual((3, 10), (passes.Count, passes.Sum()), string.Join(", ", passes));
         Assert.IsTrue(passes.All(p => p is >= 1 and <= 4), string.Join(", ", passes));
-        Assert.IsEmpty(TextClassifier.Chunks([], batchSize: 4, passCost: 1));
+        Assert.IsEmpty(HeadClassifier.Chunks([], batchSize: 4, passCost: 1));
     }
 
     [TestMethod]
     public void ProbabilitiesComeBackInInputOrderWhateverThePasses()
     {
-        using var classifier = TextClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c"], ClassifierKind.Encoder, 64, seed: 3, out _);
+        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "bert"), ["a", "b", "c"], ClassifierKind.Encoder, 64, seed: 3, out _);
         AssertInputOrder(Texts, classifier.PredictProbabilities);
     }
 

@@ -27,8 +27,8 @@ namespace MLNetTransformerExtensions.MLNet.Internal;
 /// <item>int32: string id of the predicted label column name</item>
 /// <item>int32: string id of the probability column name, or -1 (multiclass)</item>
 /// <item>int32: batch size (rows per model call when transforming)</item>
-/// <item>int32: string id of the classifier kind</item>
-/// <item>int32: string id of the simple name of the assembly that declares the kind</item>
+/// <item>int32: string id of the classifier's model format (for example "transformer")</item>
+/// <item>int32: string id of the simple name of the assembly that declares the model format</item>
 /// <item>int32: class count K</item>
 /// <item>K × int32: string id of each class name, by class index</item>
 /// <item>byte: 1 when the label's key values follow, else 0 (binary tasks, keys without values)</item>
@@ -77,8 +77,8 @@ internal static class TextClassificationPersistence
         ctx.SaveNonEmptyString(columns.PredictedLabel);
         ctx.SaveStringOrNull(columns.Probability);
         ctx.Writer.Write(transformer.BatchSize);
-        ctx.SaveNonEmptyString(transformer.ClassifierKind);
-        ctx.SaveNonEmptyString(transformer.KindAssembly);
+        ctx.SaveNonEmptyString(transformer.ModelFormat);
+        ctx.SaveNonEmptyString(transformer.ModelFormatAssembly);
 
         var labels = transformer.Labels;
         ctx.Writer.Write(labels.ClassCount);
@@ -126,8 +126,8 @@ internal static class TextClassificationPersistence
         Decode((columns.Probability is null) == (task == TextClassificationTask.Multiclass), "probability column does not match the task");
         var batchSize = ctx.Reader.ReadInt32();
         Decode(batchSize > 0, $"batch size {batchSize}");
-        var kind = ctx.LoadNonEmptyString();
-        var kindAssembly = ctx.LoadNonEmptyString();
+        var format = ctx.LoadNonEmptyString();
+        var formatAssembly = ctx.LoadNonEmptyString();
 
         var classCount = ctx.Reader.ReadInt32();
         Decode(classCount >= 2, $"class count {classCount}");
@@ -159,11 +159,11 @@ internal static class TextClassificationPersistence
         }
 
         var folder = NewTemporaryFolder();
-        ITextClassifier classifier;
+        ITextClassificationModel classifier;
         try
         {
             Decode(ctx.TryLoadBinaryStream(ClassifierEntry, reader => ReadFolder(reader, folder)), $"the entry {ClassifierEntry} is missing");
-            classifier = TextClassifierKinds.CreateLoader(kind, kindAssembly).Load(folder);
+            classifier = TextClassificationModelFormats.CreateLoader(format, formatAssembly).Load(folder);
         }
         finally
         {
@@ -173,10 +173,10 @@ internal static class TextClassificationPersistence
         if (classifier.ClassCount != classCount)
         {
             classifier.Dispose();
-            throw new FormatException($"The saved '{kind}' classifier loaded with {classifier.ClassCount} classes; the model has {classCount}.");
+            throw new FormatException($"The saved '{format}' classifier loaded with {classifier.ClassCount} classes; the model has {classCount}.");
         }
 
-        var transformer = new TextClassificationTransformer(env, columns, batchSize, classifier, kind, kindAssembly, labels);
+        var transformer = new TextClassificationTransformer(env, columns, batchSize, classifier, format, formatAssembly, labels);
         try
         {
             transformer.InferencePrecision = precision;
@@ -184,7 +184,7 @@ internal static class TextClassificationPersistence
         catch (NotSupportedException e)
         {
             transformer.Dispose();
-            throw new FormatException($"The model file asks for {precision} scoring, which its '{kind}' classifier does not support: {e.Message}", e);
+            throw new FormatException($"The model file asks for {precision} scoring, which its '{format}' classifier does not support: {e.Message}", e);
         }
 
         return transformer;

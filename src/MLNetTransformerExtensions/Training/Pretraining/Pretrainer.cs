@@ -41,7 +41,7 @@ namespace MLNetTransformerExtensions.Training.Pretraining;
 /// using var result = Pretrainer.Train(["books/a.txt", "books/b.txt"], "my-bert",
 ///     new PretrainingOptions { Kind = PretrainingKind.Encoder, Size = ModelSize.Mini, Steps = 2000 });
 /// Console.WriteLine($"validation perplexity {result.ValidationPerplexity:0.0}");
-/// using var classifier = TextClassifier.FromPretrained("my-bert", ["negative", "positive"], ClassifierKind.Encoder, 128, 1, out _);
+/// using var classifier = HeadClassifier.FromPretrained("my-bert", ["negative", "positive"], ClassifierKind.Encoder, 128, 1, out _);
 /// </code>
 /// </example>
 public static class Pretrainer
@@ -637,13 +637,13 @@ public static class Pretrainer
             if (IsEncoder && (tokenizer.Family == TokenizerFamily.Gpt2 || tokenizer.MaskTokenId is null || tokenizer.ClsTokenId is null || tokenizer.SepTokenId is null))
             {
                 throw new InvalidDataException(
-                    $"The tokenizer of {source} ({tokenizer.ModelType}) lacks the mask, classifier or separator token that masked-LM pretraining needs. Give a WordPiece tokenizer (the vocab command's --kind wordpiece) or none, to train one.");
+                    $"The tokenizer of {source} ({tokenizer.ModelType}) lacks the mask, classifier or separator token that masked-LM pretraining needs. Give a WordPiece tokenizer (VocabularyKind.WordPiece) or none, to train one.");
             }
 
             if (!IsEncoder && (tokenizer.Family != TokenizerFamily.Gpt2 || tokenizer.EosTokenId is null))
             {
                 throw new InvalidDataException(
-                    $"The tokenizer of {source} ({tokenizer.ModelType}) is not a GPT-2 byte-level BPE tokenizer with an end-of-text token, which causal-LM pretraining needs. Give one (the vocab command's --kind bpe) or none, to train one.");
+                    $"The tokenizer of {source} ({tokenizer.ModelType}) is not a GPT-2 byte-level BPE tokenizer with an end-of-text token, which causal-LM pretraining needs. Give one (VocabularyKind.ByteLevelBpe) or none, to train one.");
             }
         }
 
@@ -707,62 +707,9 @@ public static class Pretrainer
         private TransformerTokenizer Export(int step, int epochs, List<ValidationPoint> history, int validationSequences)
         {
             PretrainedModelFolder.WriteModel(_output, _model!, _tokenizer, _config);
-            PretrainedModelFolder.WriteAtomically(Path.Combine(_output, "README.md"), Readme(step, epochs, history, validationSequences));
+            var card = new PretrainedModelCard(Path.GetFileName(_output), _model!, _options, _trainedTokenizer, _maxLength, _learningRate, _inputs, _validationInputs);
+            PretrainedModelFolder.WriteAtomically(Path.Combine(_output, "README.md"), card.Write(step, epochs, history, validationSequences));
             return TransformerTokenizer.FromFolder(_output);
-        }
-
-        private string Readme(int step, int epochs, List<ValidationPoint> history, int validationSequences)
-        {
-            var config = _model!.Config;
-            var architecture = PretrainedModelFolder.Architecture(config.Family);
-            var text = new StringBuilder();
-            void Line(FormattableString line) => text.Append(line.ToString(CultureInfo.InvariantCulture)).Append('\n');
-
-            Line($"# {Path.GetFileName(_output)}");
-            Line($"");
-            var origin = _options.From is { } from ? $"continued from `{from}` (domain-adaptive pretraining)"
-                : $"from scratch, preset `{_options.Size.Name}`";
-            Line($"A {PretrainedModelFolder.DisplayName(config.Family)} {(IsEncoder ? "masked-language-model encoder" : "causal-language-model decoder")} (`{architecture}`), pretrained {origin} with MLNetTransformerExtensions.");
-            Line($"");
-            Line($"| | |");
-            Line($"|---|---|");
-            Line($"| Parameters | {_model.parameters().Sum(p => p.numel()):N0} |");
-            Line($"| Layers × hidden, heads, feed-forward | {config.NumLayers} × {config.HiddenSize}, {config.NumHeads}, {config.IntermediateSize} |");
-            var vocabulary = _trainedTokenizer ? $"{(IsEncoder ? "WordPiece" : "byte-level BPE")} trained on the training text"
-                : _options.Tokenizer is { } tokenizer ? $"from `{tokenizer}`" : "the model's own";
-            Line($"| Vocabulary | {config.VocabSize:N0} tokens, {vocabulary} |");
-            Line($"| Objective | {(IsEncoder ? FormattableString.Invariant($"masked LM: {_options.MaskProbability:P0} of tokens predicted (80 % masked, 10 % random, 10 % kept)") : "causal LM: next-token prediction")} |");
-            Line($"| Sequences | packed to {_maxLength} tokens |");
-            Line($"| Steps | {step:N0} ({epochs} epoch(s) begun), batch {_options.BatchSize} |");
-            Line($"| Optimiser | AdamW, peak learning rate {_learningRate:0.#####}, weight decay {_options.WeightDecay}, linear warm-up {_options.WarmupRatio:P0} then linear decay, gradient clipping {_options.MaxGradNorm}, seed {_options.Seed} |");
-            if (history.Count > 0)
-            {
-                var last = history[^1];
-                var first = history.FirstOrDefault(p => p.Step == 0);
-                var before = first is null || first == last ? string.Empty : FormattableString.Invariant($" (before training: {first.Loss:0.000}, perplexity {Math.Exp(first.Loss):0.0})");
-                Line($"| Validation loss | {last.Loss:0.000} nats per predicted token, perplexity {Math.Exp(last.Loss):0.0}{before}, on {validationSequences} held-out sequences |");
-            }
-
-            Line($"");
-            Line($"## Training text");
-            Line($"");
-            foreach (var input in _inputs)
-            {
-                Line($"- `{Path.GetFileName(input.Path)}`: {input.Bytes:N0} bytes, SHA-256 `{input.Sha256}`");
-            }
-
-            Line($"");
-            var held = _options.ValidationFiles is null
-                ? FormattableString.Invariant($"Validation: every {_options.HoldOutEvery}th packed sequence of this text is held out and never trained on.")
-                : $"Validation files: {string.Join(", ", _validationInputs.Select(f => $"`{Path.GetFileName(f.Path)}`"))}.";
-            Line($"{held}");
-            Line($"");
-            Line($"## Use");
-            Line($"");
-            Line($"HuggingFace: `{(IsEncoder ? "AutoModelForMaskedLM" : "AutoModelForCausalLM")}.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`; fine-tune with `AutoModelForSequenceClassification`.");
-            Line($"MLNetTransformerExtensions: `TextClassifier.FromPretrained(folder, ...)`, `PromptClassifier.FromPretrained(folder, ...)`, or `train --model <folder>` on the command line.");
-            Line($"The `{PretrainingCheckpoint.FolderName}/` subfolder holds the optimiser state for resuming; it is not needed to use the model.");
-            return text.ToString();
         }
 
         private static string Describe(IReadOnlyList<string> files) =>

@@ -5,7 +5,7 @@ namespace MLNetTransformerExtensions.Training.Pretraining;
 
 /// <summary>
 /// A finished pretraining run: the trained language model in memory, and what was written to the output folder (a
-/// HuggingFace folder that <see cref="TextClassifier.FromPretrained"/>, <see cref="PromptClassifier.FromPretrained"/>
+/// HuggingFace folder that <see cref="HeadClassifier.FromPretrained"/>, <see cref="PromptClassifier.FromPretrained"/>
 /// and HuggingFace's <c>from_pretrained</c> load).
 /// </summary>
 public sealed class PretrainingResult : IDisposable

@@ -135,10 +135,10 @@ public sealed class MLNetInternalsTests
     [TestMethod]
     public void AnUnknownKindSaysWhichAssemblyShouldDeclareIt()
     {
-        var error = Assert.ThrowsExactly<InvalidOperationException>(() => TextClassifierKinds.CreateLoader("encoder-head-v9", "Some.Missing.Assembly"));
+        var error = Assert.ThrowsExactly<InvalidOperationException>(() => TextClassificationModelFormats.CreateLoader("encoder-head-v9", "Some.Missing.Assembly"));
         StringAssert.Contains(error.Message, "'encoder-head-v9'");
         StringAssert.Contains(error.Message, "'Some.Missing.Assembly'");
-        Assert.IsInstanceOfType<FakeNaiveBayesLoader>(TextClassifierKinds.CreateLoader(FakeNaiveBayesClassifier.Kind, typeof(FakeNaiveBayesLoader).Assembly.GetName().Name!));
+        Assert.IsInstanceOfType<FakeNaiveBayesLoader>(TextClassificationModelFormats.CreateLoader(FakeNaiveBayesClassifier.Kind, typeof(FakeNaiveBayesLoader).Assembly.GetName().Name!));
     }
 
     /// <summary>Every use, in the IL of <paramref name="assembly"/>, of a type or member that Microsoft.ML.Core/Data do not make public.</summary>

@@ -70,10 +70,10 @@ public sealed class PretrainedExportTests
         var expected = result.Model.PredictTokens(hidden[0, maskPosition]).data<float>().ToArray();
 
         // A classification head on the pretrained body: the body's states are the trained model's.
-        using (var classifier = TextClassifier.FromPretrained(folder, ["negative", "positive"], ClassifierKind.Encoder, 32, 1, out var report))
+        using (var classifier = HeadClassifier.FromPretrained(folder, ["negative", "positive"], ClassifierKind.Encoder, 32, 1, out var report))
         {
             classifier.Model.eval();
-            Assert.IsTrue(Same(hidden, classifier.Model.HiddenStates(ids, mask, zeros_like(ids))), "TextClassifier body");
+            Assert.IsTrue(Same(hidden, classifier.Model.HiddenStates(ids, mask, zeros_like(ids))), "HeadClassifier body");
             CollectionAssert.IsSubsetOf(new[] { "classifier.weight", "classifier.bias" }, report!.Missing.ToList());
             Assert.HasCount(2, classifier.PredictProbabilities([EncoderText], null)[0]);
         }
@@ -105,10 +105,10 @@ public sealed class PretrainedExportTests
         var hidden = result.Model.HiddenStates(ids, mask, null);
         var expected = result.Model.PredictTokens(hidden[0, encoded.Length - 1]).data<float>().ToArray();
 
-        using (var classifier = TextClassifier.FromPretrained(folder, ["negative", "positive"], ClassifierKind.Decoder, 32, 1, out _))
+        using (var classifier = HeadClassifier.FromPretrained(folder, ["negative", "positive"], ClassifierKind.Decoder, 32, 1, out _))
         {
             classifier.Model.eval();
-            Assert.IsTrue(Same(hidden, classifier.Model.HiddenStates(ids, mask, null)), "TextClassifier body");
+            Assert.IsTrue(Same(hidden, classifier.Model.HiddenStates(ids, mask, null)), "HeadClassifier body");
         }
 
         using (var prompt = PromptClassifier.FromPretrained(folder, ["first", "second"], ClassifierKind.Decoder,

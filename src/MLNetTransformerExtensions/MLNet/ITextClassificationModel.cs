@@ -14,7 +14,7 @@ namespace MLNetTransformerExtensions.MLNet;
 /// <see cref="string.Empty"/> (never <see langword="null"/>), both when training and when scoring.
 /// </para>
 /// </remarks>
-public interface ITextClassifier : IDisposable
+public interface ITextClassificationModel : IDisposable
 {
     /// <summary>The number of classes K; every probability row has K entries, in class-index order.</summary>
     int ClassCount { get; }

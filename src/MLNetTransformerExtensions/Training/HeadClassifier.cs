@@ -13,14 +13,14 @@ namespace MLNetTransformerExtensions.Training;
 /// A transformer sequence classifier with its tokenizer: batched, no-grad inference over raw texts, and a HuggingFace
 /// folder on disk (config.json with the labels, model.safetensors, tokenizer files) that HuggingFace loads too.
 /// </summary>
-public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedText>
+public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedText>
 {
     /// <summary>Our own settings beside HuggingFace's files.</summary>
     internal const string SettingsFile = "mlnet_transformers.json";
 
     private readonly InferenceModel<SequenceClassificationModel> _inference;
 
-    internal TextClassifier(SequenceClassificationModel model, TransformerTokenizer tokenizer, ClassifierKind kind, int maxLength)
+    internal HeadClassifier(SequenceClassificationModel model, TransformerTokenizer tokenizer, ClassifierKind kind, int maxLength)
     {
         Model = model;
         Tokenizer = tokenizer;
@@ -69,7 +69,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
     /// <param name="seed">Seeds the fresh weights.</param>
     /// <param name="report">What loading found, or null when the folder has no weights.</param>
     /// <returns>The classifier, in training mode.</returns>
-    public static TextClassifier FromPretrained(string folder, IReadOnlyList<string> labels, ClassifierKind kind, int? maxLength, int seed, out LoadReport? report)
+    public static HeadClassifier FromPretrained(string folder, IReadOnlyList<string> labels, ClassifierKind kind, int? maxLength, int seed, out LoadReport? report)
     {
         TorchRuntime.EnsureInitialized();
         var config = TransformerConfig.FromFolder(folder);
@@ -79,14 +79,14 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         var model = TransformerModels.CreateForSequenceClassification(config.WithLabels(labels));
         report = TransformerModels.LoadFromFolder(model, folder);
 
-        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
+        return new HeadClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
     }
 
     /// <summary>Loads a classifier saved by <see cref="Save"/> (or any fine-tuned HuggingFace <c>*ForSequenceClassification</c> folder).</summary>
     /// <param name="folder">The folder.</param>
     /// <returns>The classifier, in evaluation mode.</returns>
     /// <exception cref="InvalidDataException">The folder has no weights, or they do not fit its config.</exception>
-    public static TextClassifier Load(string folder)
+    public static HeadClassifier Load(string folder)
     {
         TorchRuntime.EnsureInitialized();
         var config = TransformerConfig.FromFolder(folder);
@@ -110,7 +110,7 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
 
         model.eval();
         var maxLength = settings?["max_length"]?.GetValue<int>();
-        return new TextClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
+        return new HeadClassifier(model, tokenizer, kind, ResolveMaxLength(maxLength, tokenizer));
     }
 
     /// <summary>Writes the classifier as a HuggingFace folder plus our settings file.</summary>
@@ -325,10 +325,10 @@ public sealed class TextClassifier : IDisposable, ITrainableClassifier<EncodedTe
         {
             var advice = (isDecoder, prompt) switch
             {
-                (true, false) => "DecoderClassifier / --kind decoder",
-                (true, true) => "DecoderClassifier with the prompt strategy / --kind prompt",
-                (false, false) => "EncoderClassifier / --kind encoder",
-                _ => "EncoderClassifier with the prompt strategy / --kind encoder-prompt",
+                (true, false) => "ClassifierKind.Decoder (DecoderClassifier in ML.NET)",
+                (true, true) => "ClassifierKind.Decoder (DecoderClassifier with the prompt strategy in ML.NET)",
+                (false, false) => "ClassifierKind.Encoder (EncoderClassifier in ML.NET)",
+                _ => "ClassifierKind.Encoder (EncoderClassifier with the prompt strategy in ML.NET)",
             };
             throw new InvalidDataException(
                 $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but {(kind == ClassifierKind.Decoder ? "a decoder" : "an encoder")} {(prompt ? "prompt " : string.Empty)}classifier was asked for. " +

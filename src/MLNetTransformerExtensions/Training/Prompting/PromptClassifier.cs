@@ -43,8 +43,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
     private readonly PieceTokenizer _pieces;
     private readonly int[][] _labelTokens;
-    private readonly int[][] _continuations;
-    private readonly int[] _continuationOfWord;
+    private readonly LabelWordScorer _scorer;
     private readonly int _budget;
     private readonly InferenceModel<LanguageModel> _inference;
     private PromptEncoder _encoder;
@@ -64,11 +63,10 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         (words, _labelTokens) = Verbalizer.Tokenize(_pieces, Labels, options.LabelWords ?? Verbalizer.Defaults(Labels, kind), kind);
         LabelWords = words;
         Options = options with { Template = Template.Text, LabelWords = words };
-        (_continuations, _continuationOfWord) = Continuations(_labelTokens);
+        _scorer = LabelWordScorer.For(kind, _labelTokens, options.LengthNormalized);
 
         // A decoder reads the label word after the prompt, so the prompt leaves room for all but its last token.
-        var longestContinuation = _continuations.Max(c => c.Length);
-        _budget = kind == ClassifierKind.Decoder ? Math.Min(maxLength, SaturatingSubtract(tokenizer.ModelMaxLength, longestContinuation)) : maxLength;
+        _budget = kind == ClassifierKind.Decoder ? Math.Min(maxLength, SaturatingSubtract(tokenizer.ModelMaxLength, _scorer.TokensAfterPrompt)) : maxLength;
         _encoder = CreateEncoder([]);
         _inference = new InferenceModel<LanguageModel>(model, TransformerModels.CreateForLanguageModeling);
     }
@@ -146,7 +144,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         options ??= new PromptOptions();
         options.Validate();
         var config = TransformerConfig.FromFolder(folder);
-        TextClassifier.CheckKind(config, kind, folder, prompt: true);
+        HeadClassifier.CheckKind(config, kind, folder, prompt: true);
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         manual_seed(seed);
         var model = TransformerModels.CreateForLanguageModeling(config.WithLabels(labels));
@@ -158,7 +156,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 CheckHead(model, report);
             }
 
-            var classifier = new PromptClassifier(model, tokenizer, kind, TextClassifier.ResolveMaxLength(maxLength, tokenizer), options);
+            var classifier = new PromptClassifier(model, tokenizer, kind, HeadClassifier.ResolveMaxLength(maxLength, tokenizer), options);
             classifier.Recalibrate();
             return classifier;
         }
@@ -177,16 +175,16 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     {
         TorchRuntime.EnsureInitialized();
         var config = TransformerConfig.FromFolder(folder);
-        var settingsPath = Path.Combine(folder, TextClassifier.SettingsFile);
+        var settingsPath = Path.Combine(folder, HeadClassifier.SettingsFile);
         var settings = File.Exists(settingsPath) ? JsonNode.Parse(File.ReadAllText(settingsPath)) as JsonObject : null;
         if (settings?["strategy"]?.GetValue<string>() != Strategy || settings["prompt"] is not JsonObject prompt)
         {
             throw new InvalidDataException(
-                $"'{folder}' has no prompt settings ({TextClassifier.SettingsFile} with \"strategy\": \"{Strategy}\"). A classifier with a classification head loads with {nameof(TextClassifier)}.{nameof(TextClassifier.Load)}; a pretrained model becomes a prompt classifier with {nameof(FromPretrained)}.");
+                $"'{folder}' has no prompt settings ({HeadClassifier.SettingsFile} with \"strategy\": \"{Strategy}\"). A classifier with a classification head loads with {nameof(HeadClassifier)}.{nameof(HeadClassifier.Load)}; a pretrained model becomes a prompt classifier with {nameof(FromPretrained)}.");
         }
 
         var kind = Enum.Parse<ClassifierKind>(settings["kind"]!.GetValue<string>(), ignoreCase: true);
-        TextClassifier.CheckKind(config, kind, folder, prompt: true);
+        HeadClassifier.CheckKind(config, kind, folder, prompt: true);
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         var model = TransformerModels.CreateForLanguageModeling(config);
         try
@@ -209,7 +207,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
                 ContentFreeText = prompt["content_free_text"]?.GetValue<string>() ?? "N/A",
                 DemonstrationSeparator = prompt["demonstration_separator"]?.GetValue<string>() ?? "\n",
             };
-            var classifier = new PromptClassifier(model, tokenizer, kind, TextClassifier.ResolveMaxLength(settings["max_length"]?.GetValue<int>(), tokenizer), options);
+            var classifier = new PromptClassifier(model, tokenizer, kind, HeadClassifier.ResolveMaxLength(settings["max_length"]?.GetValue<int>(), tokenizer), options);
             var demonstrations = prompt["demonstrations"]?.AsArray().Select(d => new Demonstration(
                 d!["text"]!.GetValue<string>(), d["text2"]?.GetValue<string>(), d["label"]!.GetValue<int>())).ToList() ?? [];
             classifier.UseDemonstrations(demonstrations);
@@ -257,7 +255,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
             ["max_length"] = MaxLength,
             ["prompt"] = prompt,
         };
-        File.WriteAllText(Path.Combine(folder, TextClassifier.SettingsFile), settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(folder, HeadClassifier.SettingsFile), settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>Class probabilities for texts, in input order, computed in batches under no-grad.</summary>
@@ -274,13 +272,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         var result = new float[scores.Length][];
         for (var r = 0; r < scores.Length; r++)
         {
-            var row = scores[r];
-            if (_calibration is not null)
-            {
-                row = [.. row.Select((s, k) => s - Math.Log(Math.Max(_calibration[k], double.Epsilon)))];
-            }
-
-            result[r] = Softmax(row);
+            result[r] = ContextualCalibration.Probabilities(scores[r], _calibration);
         }
 
         return result;
@@ -318,10 +310,10 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
         TransformerTelemetry.Stop(TransformerTelemetry.Tokenization, tokenizing);
 
-        foreach (var pass in TextClassifier.PassesByLength([.. prompts.Select(p => p.Ids.Length)], batchSize, Model.Config))
+        foreach (var pass in HeadClassifier.PassesByLength([.. prompts.Select(p => p.Ids.Length)], batchSize, Model.Config))
         {
             using var scope = NewDisposeScope();
-            var scores = Score(model, [.. pass.Select(i => prompts[i])]);
+            var scores = _scorer.Score(model, [.. pass.Select(i => prompts[i])], Tokenizer.PadTokenId);
             for (var r = 0; r < pass.Length; r++)
             {
                 result[pass[r]] = scores[r];
@@ -351,34 +343,8 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// <param name="shots">How many to pick (fewer when the data has fewer rows).</param>
     /// <param name="seed">The seed.</param>
     /// <returns>The demonstrations.</returns>
-    public static IReadOnlyList<Demonstration> SelectDemonstrations(LabeledTexts data, int classCount, int shots, int seed)
-    {
-        ArgumentNullException.ThrowIfNull(data);
-        ArgumentOutOfRangeException.ThrowIfNegative(shots);
-        var random = new Random(seed);
-        var byClass = Enumerable.Range(0, classCount).Select(c =>
-        {
-            var rows = Enumerable.Range(0, data.Count).Where(i => data.Labels[i] == c).ToArray();
-            random.Shuffle(rows);
-            return rows;
-        }).ToArray();
-
-        var picked = new List<int>();
-        for (var round = 0; picked.Count < shots && byClass.Any(rows => rows.Length > round); round++)
-        {
-            foreach (var rows in byClass.Where(rows => rows.Length > round))
-            {
-                if (picked.Count < shots)
-                {
-                    picked.Add(rows[round]);
-                }
-            }
-        }
-
-        var order = picked.ToArray();
-        random.Shuffle(order);
-        return [.. order.Select(i => new Demonstration(data.Texts[i], data.SecondTexts?[i], data.Labels[i]))];
-    }
+    public static IReadOnlyList<Demonstration> SelectDemonstrations(LabeledTexts data, int classCount, int shots, int seed) =>
+        DemonstrationPicker.Balanced(data, classCount, shots, seed);
 
     /// <summary>
     /// Recomputes the contextual calibration from the content-free input with the current weights and demonstrations
@@ -395,7 +361,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         _calibration = null;
         var content = Options.ContentFreeText;
         var scores = ScoresIn([content], Template.HasSecondText ? [content] : null, 1, InferencePrecision.Float32)[0];
-        _calibration = [.. Softmax(scores).Select(p => (double)p)];
+        _calibration = ContextualCalibration.FromContentFreeScores(scores);
     }
 
     /// <summary>Frees the network's native memory, and its bfloat16 copy if there is one.</summary>
@@ -424,43 +390,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     /// Decoder: the causal-LM loss of the true label word's tokens given the prompt (prompt tokens are not targets).
     /// Encoder: cross-entropy over the label words' logits at the mask (PET).
     /// </summary>
-    Tensor ITrainableClassifier<PromptRow>.Loss(IReadOnlyList<PromptRow> rows, long[] labels)
-    {
-        if (Kind == ClassifierKind.Encoder)
-        {
-            var hidden = Hidden(Model, [.. rows.Select(r => r.Ids)], out var offsets);
-            var head = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-            var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
-                tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                   // (B, H)
-            var wordLogits = Model.PredictTokens(atMask).index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray())); // (B, K)
-            var loss = nn.functional.cross_entropy(wordLogits, tensor(labels));
-            TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
-            return loss;
-        }
-
-        // Teacher forcing: the prompt then the true word but its last token; token j of the word is predicted at
-        // position (end of prompt + j).
-        var words = labels.Select(y => _labelTokens[y]).ToArray();
-        var states = Hidden(Model, [.. rows.Select((r, i) => (int[])[.. r.Ids, .. words[i][..^1]])], out var columnOffsets);
-        var lmHead = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var rowIndex = new List<long>();
-        var columns = new List<long>();
-        var targets = new List<long>();
-        for (var i = 0; i < rows.Count; i++)
-        {
-            for (var j = 0; j < words[i].Length; j++)
-            {
-                rowIndex.Add(i);
-                columns.Add(columnOffsets[i] + rows[i].Position + j);
-                targets.Add(words[i][j]);
-            }
-        }
-
-        var logits = Model.PredictTokens(states[tensor(rowIndex.ToArray()), tensor(columns.ToArray())]); // (N, V)
-        var result = nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
-        TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
-        return result;
-    }
+    Tensor ITrainableClassifier<PromptRow>.Loss(IReadOnlyList<PromptRow> rows, long[] labels) => _scorer.Loss(Model, rows, labels, Tokenizer.PadTokenId);
 
     // Validation selects the epoch to keep, so it scores the float32 weights being trained.
     float[][] ITrainableClassifier<PromptRow>.PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize) =>
@@ -475,177 +405,18 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
 
     /// <summary>
     /// How the decoder pads training batches; both sides give the same losses (positions count real tokens only). Scoring
-    /// lays out each prompt and its continuations itself (see <see cref="TreeHidden"/>).
+    /// lays out each prompt and its continuations itself (see <see cref="ContinuationScorer"/>).
     /// </summary>
-    internal PaddingSide Padding { get; set; } = PaddingSide.Right;
-
-    /// <summary>Label-word scores (B, K) of encoded prompts; the vocabulary logits become float32 before the log-softmax.</summary>
-    private double[][] Score(LanguageModel model, IReadOnlyList<PromptRow> rows)
+    internal PaddingSide Padding
     {
-        var classes = _labelTokens.Length;
-        var scores = new double[rows.Count][];
-        if (Kind == ClassifierKind.Encoder)
+        get => (_scorer as ContinuationScorer)?.Padding ?? PaddingSide.Right;
+        set
         {
-            var hidden = Hidden(model, [.. rows.Select(r => r.Ids)], out var offsets);
-            var head = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-            var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
-                tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                       // (B, H)
-            var logProbabilities = model.PredictTokens(atMask).to(ScalarType.Float32).log_softmax(-1)
-                .index_select(1, tensor(_labelTokens.Select(t => (long)t[0]).ToArray()));                        // (B, K)
-            var flat = logProbabilities.contiguous().data<float>().ToArray();
-            for (var r = 0; r < rows.Count; r++)
+            if (_scorer is ContinuationScorer continuations)
             {
-                scores[r] = [.. flat.AsSpan(r * classes, classes).ToArray().Select(v => (double)v)];
-            }
-
-            TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
-            return scores;
-        }
-
-        // One sequence per row: the prompt, then every continuation (see TreeHidden); all words sharing a continuation are
-        // read off the same positions. Row r, continuation c: word token 0 is predicted at the prompt's scored position,
-        // token j ≥ 1 at the continuation's token j − 1.
-        var continuations = _continuations.Length;
-        var decoder = model as Gpt2LMHeadModel
-            ?? throw new NotSupportedException($"Prompt scoring of decoders supports GPT-2 language models, not {model.GetType().Name}.");
-        var (states, starts) = TreeHidden(decoder, rows);
-        var lmHead = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var gatherRows = new List<long>();
-        var gatherColumns = new List<long>();
-        var firstGathered = new int[rows.Count * continuations];
-        for (var r = 0; r < rows.Count; r++)
-        {
-            for (var c = 0; c < continuations; c++)
-            {
-                firstGathered[r * continuations + c] = gatherRows.Count;
-                gatherRows.Add(r);
-                gatherColumns.Add(rows[r].Position);
-                for (var j = 0; j < _continuations[c].Length; j++)
-                {
-                    gatherRows.Add(r);
-                    gatherColumns.Add(starts[r][c] + j);
-                }
+                continuations.Padding = value;
             }
         }
-
-        var logits = model.PredictTokens(states[tensor(gatherRows.ToArray()), tensor(gatherColumns.ToArray())]); // (N, V)
-        var logSoftmax = logits.to(ScalarType.Float32).log_softmax(-1);
-        var pickRows = new List<long>();
-        var pickTokens = new List<long>();
-        for (var r = 0; r < rows.Count; r++)
-        {
-            for (var k = 0; k < classes; k++)
-            {
-                var first = firstGathered[r * continuations + _continuationOfWord[k]];
-                for (var j = 0; j < _labelTokens[k].Length; j++)
-                {
-                    pickRows.Add(first + j);
-                    pickTokens.Add(_labelTokens[k][j]);
-                }
-            }
-        }
-
-        var picked = logSoftmax[tensor(pickRows.ToArray()), tensor(pickTokens.ToArray())].data<float>().ToArray();
-        var p = 0;
-        for (var r = 0; r < rows.Count; r++)
-        {
-            scores[r] = new double[classes];
-            for (var k = 0; k < classes; k++)
-            {
-                double sum = 0;
-                for (var j = 0; j < _labelTokens[k].Length; j++)
-                {
-                    sum += picked[p++];
-                }
-
-                scores[r][k] = Options.LengthNormalized ? sum / _labelTokens[k].Length : sum;
-            }
-        }
-
-        TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
-        return scores;
-    }
-
-    /// <summary>
-    /// A decoder's final hidden states (B, T, H) for prompts followed by every continuation in one sequence per row:
-    /// each continuation token attends to the prompt and to its own earlier tokens, at the position it would have right
-    /// after the prompt, so the scores equal those of one sequence per continuation while the prompt is computed once.
-    /// Right-padded; <c>Starts[r][c]</c> is the column of continuation c's first token in row r.
-    /// </summary>
-    private (Tensor States, int[][] Starts) TreeHidden(Gpt2LMHeadModel model, IReadOnlyList<PromptRow> rows)
-    {
-        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
-        var tail = _continuations.Sum(c => c.Length);
-        var width = rows.Max(r => r.Ids.Length) + tail;
-        var batch = rows.Count;
-        var ids = new long[batch * width];
-        var positions = new long[batch * width];
-        var allowed = new bool[batch * width * width];
-        var starts = new int[batch][];
-        Array.Fill(ids, Tokenizer.PadTokenId);
-        for (var r = 0; r < batch; r++)
-        {
-            var prompt = rows[r].Ids;
-            var row = r * width;
-            var square = r * width * width;
-            for (var i = 0; i < prompt.Length; i++)
-            {
-                ids[row + i] = prompt[i];
-                positions[row + i] = i;
-                allowed.AsSpan(square + (i * width), i + 1).Fill(true);                 // causal over the prompt
-            }
-
-            starts[r] = new int[_continuations.Length];
-            var column = prompt.Length;
-            for (var c = 0; c < _continuations.Length; c++)
-            {
-                starts[r][c] = column;
-                for (var j = 0; j < _continuations[c].Length; j++)
-                {
-                    var query = column + j;
-                    ids[row + query] = _continuations[c][j];
-                    positions[row + query] = prompt.Length + j;
-                    allowed.AsSpan(square + (query * width), prompt.Length).Fill(true);          // the whole prompt
-                    allowed.AsSpan(square + (query * width) + column, j + 1).Fill(true);         // its own earlier tokens
-                }
-
-                column += _continuations[c].Length;
-            }
-
-            for (var query = column; query < width; query++)
-            {
-                allowed[square + (query * width)] = true;   // padding: any finite row, never read
-            }
-        }
-
-        var idsTensor = tensor(ids, [batch, width]);
-        var positionsTensor = tensor(positions, [batch, width]);
-        var allowedTensor = tensor(allowed, [batch, width, width]);
-        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
-        TransformerTelemetry.CountBatch(rows.Sum(r => (long)r.Ids.Length + tail), (long)batch * width);
-        var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var states = model.TreeHiddenStates(idsTensor, positionsTensor, allowedTensor);
-        TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
-        return (states, starts);
-    }
-
-    /// <summary>
-    /// Final hidden states (B, T, H) of padded sequences; <paramref name="offsets"/> is each row's first column. Padding
-    /// is timed as batching and the network as the forward pass (the callers time their head work after it).
-    /// </summary>
-    private Tensor Hidden(LanguageModel model, IReadOnlyList<int[]> sequences, out int[] offsets)
-    {
-        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
-        var side = Kind == ClassifierKind.Decoder ? Padding : PaddingSide.Right;
-        var batch = EncodedBatch.Pad(sequences, null, Tokenizer.PadTokenId, side);
-        offsets = [.. Enumerable.Range(0, batch.BatchSize).Select(batch.FirstTokenColumn)];
-        var (ids, mask, _) = Batches.ToTensors(batch);
-        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
-        TransformerTelemetry.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
-        var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var hidden = model.HiddenStates(ids, mask, null);
-        TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
-        return hidden;
     }
 
     private void UseDemonstrations(IReadOnlyList<Demonstration> demonstrations)
@@ -690,30 +461,6 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         {
             throw new ArgumentException($"The prompt template \"{Template}\" has {PromptTemplate.SecondTextPlaceholder}, but no second texts were given.", nameof(secondTexts));
         }
-    }
-
-    /// <summary>
-    /// What a decoder must feed after the prompt to score every word: the maximal distinct word beginnings (each word
-    /// but its last token). A word is read off the first continuation it begins; with single-token words the only
-    /// continuation is empty, so one forward pass scores them all.
-    /// </summary>
-    private static (int[][] Continuations, int[] ContinuationOfWord) Continuations(int[][] words)
-    {
-        var beginnings = words.Select(w => w[..^1]).ToList();
-        var maximal = beginnings
-            .Where((b, i) => !beginnings.Where((other, j) => j != i && other.Length > b.Length && other.AsSpan(0, b.Length).SequenceEqual(b)).Any())
-            .DistinctBy(b => string.Join(",", b))
-            .ToArray();
-        var ofWord = beginnings.Select(b => Array.FindIndex(maximal, c => c.Length >= b.Length && c.AsSpan(0, b.Length).SequenceEqual(b))).ToArray();
-        return (maximal, ofWord);
-    }
-
-    private static float[] Softmax(double[] scores)
-    {
-        var max = scores.Max();
-        var exp = scores.Select(s => Math.Exp(s - max)).ToArray();
-        var sum = exp.Sum();
-        return [.. exp.Select(e => (float)(e / sum))];
     }
 
     private static int SaturatingSubtract(int value, int amount) => value == int.MaxValue ? value : value - amount;

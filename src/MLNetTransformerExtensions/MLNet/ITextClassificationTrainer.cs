@@ -3,14 +3,14 @@ using MLNetTransformerExtensions.Training;
 namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>
-/// Trains an <see cref="ITextClassifier"/> from rows that <see cref="TextClassificationEstimator"/> has
+/// Trains an <see cref="ITextClassificationModel"/> from rows that <see cref="TextClassificationEstimator"/> has
 /// read out of an ML.NET data view. The trainer carries its own settings (checkpoint, epochs, learning rate…).
 /// </summary>
 /// <remarks>
 /// <see cref="Train"/> may be called many times on one trainer (cross-validation fits once per fold),
 /// and each call must return a new classifier, which the caller then owns.
 /// </remarks>
-public interface ITextClassifierTrainer
+public interface ITextClassificationTrainer
 {
     /// <summary>Trains a classifier.</summary>
     /// <param name="training">The training rows; labels are class indices 0..K-1, K = <c>classNames.Count</c>.</param>
@@ -20,16 +20,16 @@ public interface ITextClassifierTrainer
     /// seen in the rows or not), <c>["False", "True"]</c> for binary ones.
     /// </param>
     /// <param name="context">Seed, cancellation and progress reporting for this run.</param>
-    /// <returns>A classifier whose <see cref="ITextClassifier.ClassCount"/> is <c>classNames.Count</c>.</returns>
-    ITextClassifier Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassifierTrainingContext context);
+    /// <returns>A classifier whose <see cref="ITextClassificationModel.ClassCount"/> is <c>classNames.Count</c>.</returns>
+    ITextClassificationModel Train(LabeledTexts training, LabeledTexts? validation, IReadOnlyList<string> classNames, TextClassificationTrainingContext context);
 }
 
 /// <summary>What a trainer gets besides its rows: a seed, a cancellation token and a place to report progress.</summary>
-public sealed class TextClassifierTrainingContext
+public sealed class TextClassificationTrainingContext
 {
     private readonly Action<string> _log;
 
-    internal TextClassifierTrainingContext(int seed, CancellationToken cancellationToken, Action<string> log, IProgress<TrainingProgress>? progress)
+    internal TextClassificationTrainingContext(int seed, CancellationToken cancellationToken, Action<string> log, IProgress<TrainingProgress>? progress)
     {
         Seed = seed;
         CancellationToken = cancellationToken;
