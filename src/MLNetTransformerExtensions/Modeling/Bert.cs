@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Modeling;
 
 /// <summary>Word + position + token-type embeddings, LayerNorm, dropout, as BertEmbeddings (and RobertaEmbeddings).</summary>
-public sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor>
+internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
@@ -63,7 +63,7 @@ public sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor>
 }
 
 /// <summary>Multi-head self-attention projections, as BertSelfAttention; the product runs in libtorch's fused kernel.</summary>
-public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear query;
     private readonly Linear key;
@@ -102,7 +102,7 @@ public sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>Output projection, dropout and post-LN residual, as BertSelfOutput.</summary>
-public sealed class BertSelfOutput : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class BertSelfOutput : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly LayerNorm LayerNorm;
@@ -127,7 +127,7 @@ public sealed class BertSelfOutput : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>Self-attention followed by its output block, as BertAttention.</summary>
-public sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly BertSelfAttention self;
     private readonly BertSelfOutput output;
@@ -149,7 +149,7 @@ public sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>The feed-forward expansion with the config's activation, as BertIntermediate.</summary>
-public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
+internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly Activation activation;
@@ -170,7 +170,7 @@ public sealed class BertIntermediate : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The feed-forward contraction with post-LN residual, as BertOutput.</summary>
-public sealed class BertOutput : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class BertOutput : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly LayerNorm LayerNorm;
@@ -195,7 +195,7 @@ public sealed class BertOutput : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>One post-LN encoder layer, as BertLayer.</summary>
-public sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly BertAttention attention;
     private readonly BertIntermediate intermediate;
@@ -223,7 +223,7 @@ public sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>The stack of layers, as BertEncoder.</summary>
-public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly ModuleList<BertLayer> layer;
 
@@ -251,7 +251,7 @@ public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>Dense + tanh on the first token, as BertPooler.</summary>
-public sealed class BertPooler : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class BertPooler : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear dense;
 
@@ -271,7 +271,7 @@ public sealed class BertPooler : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>The bare encoder (embeddings, layers, optional pooler), as BertModel; also RoBERTa's body.</summary>
-public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
@@ -311,7 +311,7 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 }
 
 /// <summary>pooler → dropout → linear, as BertForSequenceClassification.</summary>
-public sealed class BertForSequenceClassification : SequenceClassificationModel
+internal sealed class BertForSequenceClassification : SequenceClassificationModel
 {
     private readonly BertModel bert;
     private readonly Dropout dropout;
@@ -344,7 +344,7 @@ public sealed class BertForSequenceClassification : SequenceClassificationModel
 }
 
 /// <summary>dense → act → LayerNorm, then the tied decoder with its own bias, as BertOnlyMLMHead (<c>cls.predictions</c>).</summary>
-public sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
+internal sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
 {
     private readonly BertPredictionHeadTransform transform;
     private readonly Parameter bias;
@@ -380,7 +380,7 @@ public sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>dense → activation → LayerNorm, as BertPredictionHeadTransform.</summary>
-public sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
+internal sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly LayerNorm LayerNorm;
@@ -403,7 +403,7 @@ public sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The <c>cls</c> container of BertForMaskedLM, so its key is <c>cls.predictions.*</c>.</summary>
-public sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
+internal sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
 {
     private readonly BertLMPredictionHead predictions;
 
@@ -423,7 +423,7 @@ public sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The encoder with its masked-LM head, as BertForMaskedLM (no pooler).</summary>
-public sealed class BertForMaskedLM : LanguageModel
+internal sealed class BertForMaskedLM : LanguageModel
 {
     private readonly BertModel bert;
     private readonly BertOnlyMLMHead cls;

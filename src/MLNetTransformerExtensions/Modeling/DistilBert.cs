@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Modeling;
 
 /// <summary>Word + position embeddings (no token types), LayerNorm, dropout, as DistilBERT's Embeddings.</summary>
-public sealed class DistilBertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class DistilBertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
@@ -58,7 +58,7 @@ public sealed class DistilBertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>Multi-head self-attention with q_lin/k_lin/v_lin/out_lin, as DistilBERT's MultiHeadSelfAttention.</summary>
-public sealed class DistilBertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class DistilBertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear q_lin;
     private readonly Linear k_lin;
@@ -99,7 +99,7 @@ public sealed class DistilBertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>lin1 → activation → lin2 → dropout, as DistilBERT's FFN.</summary>
-public sealed class DistilBertFeedForward : nn.Module<Tensor, Tensor>
+internal sealed class DistilBertFeedForward : nn.Module<Tensor, Tensor>
 {
     private readonly Linear lin1;
     private readonly Linear lin2;
@@ -124,7 +124,7 @@ public sealed class DistilBertFeedForward : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One post-LN layer, as DistilBERT's TransformerBlock.</summary>
-public sealed class DistilBertBlock : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class DistilBertBlock : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly DistilBertSelfAttention attention;
     private readonly LayerNorm sa_layer_norm;
@@ -156,7 +156,7 @@ public sealed class DistilBertBlock : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>The stack of layers, as DistilBERT's Transformer (<c>transformer.layer.N</c>).</summary>
-public sealed class DistilBertTransformer : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class DistilBertTransformer : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly ModuleList<DistilBertBlock> layer;
 
@@ -184,7 +184,7 @@ public sealed class DistilBertTransformer : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>The bare encoder, as DistilBertModel.</summary>
-public sealed class DistilBertModel : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class DistilBertModel : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly DistilBertEmbeddings embeddings;
     private readonly DistilBertTransformer transformer;
@@ -216,7 +216,7 @@ public sealed class DistilBertModel : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>first token → pre_classifier → ReLU → dropout → classifier, as DistilBertForSequenceClassification.</summary>
-public sealed class DistilBertForSequenceClassification : SequenceClassificationModel
+internal sealed class DistilBertForSequenceClassification : SequenceClassificationModel
 {
     private readonly DistilBertModel distilbert;
     private readonly Linear pre_classifier;
@@ -255,7 +255,7 @@ public sealed class DistilBertForSequenceClassification : SequenceClassification
 }
 
 /// <summary>The encoder with vocab_transform → act → vocab_layer_norm → tied vocab_projector, as DistilBertForMaskedLM.</summary>
-public sealed class DistilBertForMaskedLM : LanguageModel
+internal sealed class DistilBertForMaskedLM : LanguageModel
 {
     private readonly DistilBertModel distilbert;
     private readonly Linear vocab_transform;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Modeling;
 
 /// <summary>Causal self-attention with packed c_attn and c_proj (Conv1D), as GPT2Attention.</summary>
-public sealed class Gpt2Attention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class Gpt2Attention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Conv1D c_attn;
     private readonly Conv1D c_proj;
@@ -51,7 +51,7 @@ public sealed class Gpt2Attention : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>c_fc → activation → c_proj → dropout, as GPT2MLP.</summary>
-public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Conv1D c_fc;
     private readonly Conv1D c_proj;
@@ -76,7 +76,7 @@ public sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One pre-LN block, as GPT2Block.</summary>
-public sealed class Gpt2Block : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class Gpt2Block : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly LayerNorm ln_1;
     private readonly Gpt2Attention attn;
@@ -107,7 +107,7 @@ public sealed class Gpt2Block : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>Token + learned position embeddings, the blocks and the final LayerNorm, as GPT2Model.</summary>
-public sealed class Gpt2Model : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class Gpt2Model : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Embedding wte;
     private readonly Embedding wpe;
@@ -197,7 +197,7 @@ internal static class LastToken
 }
 
 /// <summary>A bias-free <c>score</c> on the last real token, as GPT2ForSequenceClassification.</summary>
-public sealed class Gpt2ForSequenceClassification : SequenceClassificationModel
+internal sealed class Gpt2ForSequenceClassification : SequenceClassificationModel
 {
     private readonly Gpt2Model transformer;
     private readonly Linear score;
@@ -226,7 +226,7 @@ public sealed class Gpt2ForSequenceClassification : SequenceClassificationModel
 }
 
 /// <summary>The body with the LM head tied to wte (no bias), as GPT2LMHeadModel.</summary>
-public sealed class Gpt2LMHeadModel : LanguageModel
+internal sealed class Gpt2LMHeadModel : LanguageModel
 {
     private readonly Gpt2Model transformer;
 

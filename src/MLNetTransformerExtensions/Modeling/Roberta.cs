@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace MLNetTransformerExtensions.Modeling;
 
 /// <summary>first token → dropout → dense → tanh → dropout → out_proj, as RobertaClassificationHead.</summary>
-public sealed class RobertaClassificationHead : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class RobertaClassificationHead : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly Dropout dropout;
@@ -35,7 +35,7 @@ public sealed class RobertaClassificationHead : nn.Module<Tensor, Tensor, Tensor
 }
 
 /// <summary>RoBERTa body plus its classification head, as RobertaForSequenceClassification (no pooler).</summary>
-public sealed class RobertaForSequenceClassification : SequenceClassificationModel
+internal sealed class RobertaForSequenceClassification : SequenceClassificationModel
 {
     private readonly BertModel roberta;
     private readonly RobertaClassificationHead classifier;
@@ -63,7 +63,7 @@ public sealed class RobertaForSequenceClassification : SequenceClassificationMod
 }
 
 /// <summary>dense → exact GELU → layer_norm → tied decoder + bias, as RobertaLMHead.</summary>
-public sealed class RobertaLMHead : nn.Module<Tensor, Tensor>
+internal sealed class RobertaLMHead : nn.Module<Tensor, Tensor>
 {
     private readonly Linear dense;
     private readonly LayerNorm layer_norm;
@@ -103,7 +103,7 @@ public sealed class RobertaLMHead : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>RoBERTa body plus its masked-LM head, as RobertaForMaskedLM.</summary>
-public sealed class RobertaForMaskedLM : LanguageModel
+internal sealed class RobertaForMaskedLM : LanguageModel
 {
     private readonly BertModel roberta;
     private readonly RobertaLMHead lm_head;

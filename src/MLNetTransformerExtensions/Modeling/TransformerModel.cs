@@ -206,7 +206,7 @@ internal static class Layers
 /// GPT-2's <c>Conv1D</c>: a linear layer whose weight is stored (in, out), the transpose of <c>nn.Linear</c>, as in
 /// HuggingFace's <c>pytorch_utils.Conv1D</c>.
 /// </summary>
-public sealed class Conv1D : nn.Module<Tensor, Tensor>
+internal sealed class Conv1D : nn.Module<Tensor, Tensor>
 {
     /// <summary>The weight, (in, out).</summary>
     public readonly Parameter weight;

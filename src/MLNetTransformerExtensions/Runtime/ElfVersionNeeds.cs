@@ -4,7 +4,7 @@ using System.Text;
 namespace MLNetTransformerExtensions.Runtime;
 
 /// <summary>What <see cref="ElfVersionNeeds.Weaken"/> did to a file.</summary>
-public enum ElfWeakenResult
+internal enum ElfWeakenResult
 {
     /// <summary>The file does not require that symbol version; nothing was changed.</summary>
     NotRequired,
@@ -25,7 +25,7 @@ public enum ElfWeakenResult
 /// Used for TorchSharp's <c>libLibTorchSharp.so</c>, whose only GLIBCXX_3.4.32 symbol is an unused
 /// <c>std::ios_base_library_init()</c> reference (see the README's note on older libstdc++).
 /// </remarks>
-public static class ElfVersionNeeds
+internal static class ElfVersionNeeds
 {
     private const uint ShtGnuVerneed = 0x6ffffffe;
     private const ushort VerFlgWeak = 0x2;
