@@ -282,8 +282,6 @@ public static class Pretrainer
 
         private PretrainingResult TrainAndExport()
         {
-            var model = _model!;
-            var optimizer = _optimizer!;
             var corpus = new PretrainingCorpus(_inputFiles, _tokenizer, _options.Kind, _maxLength, _options.ValidationFiles is null ? _options.HoldOutEvery : 0);
             var (validation, trainingSequences) = ReadCorpus(corpus, countTraining: _options.Steps is null && _resumed is null);
             var totalSteps = _resumed?.TotalSteps ?? _options.Steps ?? checked((int)(_options.Epochs.GetValueOrDefault(1) * ((trainingSequences + _options.BatchSize - 1) / _options.BatchSize)));
@@ -292,156 +290,28 @@ public static class Pretrainer
                 throw NoTrainingText();
             }
 
-            var warmupSteps = (int)Math.Ceiling(totalSteps * _options.WarmupRatio);
-            var step = _resumed?.Step ?? 0;
-            var position = (Epoch: _resumed?.Epoch ?? 0, InEpoch: _resumed?.SequencesInEpoch ?? 0L);
-            var tokensBefore = _resumed?.TokensSeen ?? 0;
-            var secondsBefore = _resumed?.TrainingSeconds ?? 0;
-            var recent = new Queue<double>(_resumed?.RecentLosses ?? []);
-            var history = _resumed?.Validation.ToList() ?? [];
-            var lastCheckpoint = _resumed?.Step ?? -1;
-            long sessionTokens = 0;
-            var clock = new Stopwatch();
-            var rate = 0.0;
+            var loop = new TrainingLoop(this, validation, totalSteps);
+            loop.Train(corpus);
 
-            TrainerState State() => new()
-            {
-                Step = step,
-                TotalSteps = totalSteps,
-                Epoch = position.Epoch,
-                SequencesInEpoch = position.InEpoch,
-                TokensSeen = tokensBefore + sessionTokens,
-                TrainingSeconds = secondsBefore + clock.Elapsed.TotalSeconds,
-                MaxLength = _maxLength,
-                Options = Fingerprint(_options),
-                Inputs = _inputs,
-                ValidationInputs = _validationInputs,
-                RecentLosses = [.. recent],
-                Validation = history,
-                TrainedTokenizer = _trainedTokenizer,
-                LoadReport = _loadReport?.ToString() ?? _resumed?.LoadReport,
-            };
-
-            void Report(PretrainingStage stage, double? validationLoss = null) => _progress?.Report(new PretrainingProgress(
-                stage, step, totalSteps, position.Epoch + 1, recent.Count == 0 ? double.NaN : recent.Average(), rate,
-                clock.Elapsed.TotalSeconds > 0 ? sessionTokens / clock.Elapsed.TotalSeconds : 0,
-                ValidationLoss: validationLoss, ValidationPerplexity: validationLoss is double v ? Math.Exp(v) : null));
-
-            void Validate()
-            {
-                if (validation.Count == 0 || (history.Count > 0 && history[^1].Step == step))
-                {
-                    return;
-                }
-
-                var loss = ValidationLoss(validation);
-                history.Add(new ValidationPoint(step, loss));
-                Report(PretrainingStage.Validated, loss);
-            }
-
-            void Checkpoint()
-            {
-                PretrainingCheckpoint.Write(_output, model, _tokenizer, _config, optimizer, _parameterNames, State());
-                lastCheckpoint = step;
-                Report(PretrainingStage.Checkpointed);
-            }
-
-            model.train();
-            IEnumerator<int[]>? epoch = null;
-            int[]? pending = null;
-            try
-            {
-                if (step == 0)
-                {
-                    Validate();
-                }
-
-                if (step < totalSteps)
-                {
-                    (epoch, pending) = OpenEpoch(corpus, position.Epoch, position.InEpoch);
-                }
-
-                while (step < totalSteps)
-                {
-                    _cancellation.ThrowIfCancellationRequested();
-                    var rows = new List<int[]>(_options.BatchSize);
-                    while (rows.Count < _options.BatchSize && pending is not null)
-                    {
-                        rows.Add(pending);
-                        pending = epoch!.MoveNext() ? epoch.Current : null;
-                    }
-
-                    clock.Start();
-                    var (loss, tokens) = TrainStep(rows, step, rate = FineTuner.LearningRate(step, totalSteps, warmupSteps, _learningRate));
-                    clock.Stop();
-                    step++;
-                    sessionTokens += tokens;
-                    recent.Enqueue(loss);
-                    if (recent.Count > LossWindow)
-                    {
-                        recent.Dequeue();
-                    }
-
-                    Report(PretrainingStage.Training);
-                    var epochEnded = pending is null;
-                    position = epochEnded ? (position.Epoch + 1, 0) : (position.Epoch, position.InEpoch + rows.Count);
-                    if (step == totalSteps)
-                    {
-                        break;
-                    }
-
-                    if (epochEnded || (_options.EvaluateEvery > 0 && step % _options.EvaluateEvery == 0))
-                    {
-                        Validate();
-                    }
-
-                    if (_options.CheckpointEvery > 0 && step % _options.CheckpointEvery == 0)
-                    {
-                        Checkpoint();
-                    }
-
-                    if (epochEnded)
-                    {
-                        epoch!.Dispose();
-                        (epoch, pending) = OpenEpoch(corpus, position.Epoch, 0);
-                    }
-                }
-
-                Validate();
-                if (lastCheckpoint != step)
-                {
-                    Checkpoint();
-                }
-            }
-            catch (OperationCanceledException) when (step > lastCheckpoint && step > 0)
-            {
-                // Keep what was trained: the run resumes from the last finished step.
-                Checkpoint();
-                throw;
-            }
-            finally
-            {
-                epoch?.Dispose();
-            }
-
-            var epochsBegun = position.InEpoch == 0 ? position.Epoch : position.Epoch + 1;
-            _progress?.Report(new PretrainingProgress(PretrainingStage.Exporting, step, totalSteps, epochsBegun, recent.Count == 0 ? double.NaN : recent.Average(), rate, 0));
+            var model = _model!;
+            var epochsBegun = loop.EpochsBegun;
+            _progress?.Report(new PretrainingProgress(PretrainingStage.Exporting, loop.Step, totalSteps, epochsBegun, loop.AverageRecentLoss, loop.Rate, 0));
             model.eval();
-            var result = new PretrainingResult(model, Export(step, epochsBegun, history, validation.Count), _output)
+            var result = new PretrainingResult(model, Export(loop.Step, epochsBegun, loop.History, validation.Count), _output)
             {
                 Kind = _options.Kind,
                 ParameterCount = model.parameters().Sum(p => p.numel()),
                 MaxLength = _maxLength,
                 LearningRate = _learningRate,
-                Steps = step,
+                Steps = loop.Step,
                 Epochs = epochsBegun,
                 TrainingSequences = _options.Steps is null && _resumed is null ? trainingSequences : null,
-                TrainingTokens = tokensBefore + sessionTokens,
-                TokensPerSecond = clock.Elapsed.TotalSeconds > 0 ? sessionTokens / clock.Elapsed.TotalSeconds : 0,
-                TrainingTime = TimeSpan.FromSeconds(secondsBefore + clock.Elapsed.TotalSeconds),
+                TrainingTokens = loop.TokensSeen,
+                TokensPerSecond = loop.SessionTokensPerSecond,
+                TrainingTime = TimeSpan.FromSeconds(loop.TrainingSeconds),
                 ValidationSequences = validation.Count,
-                InitialValidationLoss = history.FirstOrDefault(p => p.Step == 0)?.Loss,
-                ValidationLoss = history.Count > 0 ? history[^1].Loss : null,
+                InitialValidationLoss = loop.History.FirstOrDefault(p => p.Step == 0)?.Loss,
+                ValidationLoss = loop.History.Count > 0 ? loop.History[^1].Loss : null,
                 ResumedFromStep = _resumed?.Step,
                 LoadReport = _loadReport,
                 TrainedTokenizer = _trainedTokenizer,
@@ -710,6 +580,164 @@ public static class Pretrainer
             var card = new PretrainedModelCard(Path.GetFileName(_output), _model!, _options, _trainedTokenizer, _maxLength, _learningRate, _inputs, _validationInputs);
             PretrainedModelFolder.WriteAtomically(Path.Combine(_output, "README.md"), card.Write(step, epochs, history, validationSequences));
             return TransformerTokenizer.FromFolder(_output);
+        }
+
+        /// <summary>
+        /// The training loop and where it stands: step, position in the epoch, tokens and time so far, recent losses
+        /// and validation history. A checkpoint saves exactly this (<see cref="State"/>), and a resumed run starts
+        /// from it, so an interrupted run ends with the weights of an uninterrupted one.
+        /// </summary>
+        private sealed class TrainingLoop(Run run, List<int[]> validation, int totalSteps)
+        {
+            private readonly int _warmupSteps = (int)Math.Ceiling(totalSteps * run._options.WarmupRatio);
+            private readonly long _tokensBefore = run._resumed?.TokensSeen ?? 0;
+            private readonly double _secondsBefore = run._resumed?.TrainingSeconds ?? 0;
+            private readonly Queue<double> _recent = new(run._resumed?.RecentLosses ?? []);
+            private readonly Stopwatch _clock = new();
+            private (int Epoch, long InEpoch) _position = (run._resumed?.Epoch ?? 0, run._resumed?.SequencesInEpoch ?? 0L);
+            private int _lastCheckpoint = run._resumed?.Step ?? -1;
+            private long _sessionTokens;
+
+            public int Step { get; private set; } = run._resumed?.Step ?? 0;
+
+            public double Rate { get; private set; }
+
+            public List<ValidationPoint> History { get; } = run._resumed?.Validation.ToList() ?? [];
+
+            public double AverageRecentLoss => _recent.Count == 0 ? double.NaN : _recent.Average();
+
+            public int EpochsBegun => _position.InEpoch == 0 ? _position.Epoch : _position.Epoch + 1;
+
+            public long TokensSeen => _tokensBefore + _sessionTokens;
+
+            public double TrainingSeconds => _secondsBefore + _clock.Elapsed.TotalSeconds;
+
+            public double SessionTokensPerSecond => _clock.Elapsed.TotalSeconds > 0 ? _sessionTokens / _clock.Elapsed.TotalSeconds : 0;
+
+            /// <summary>Trains to the last step, validating and checkpointing on the way; a cancelled run keeps a checkpoint of what it finished.</summary>
+            public void Train(PretrainingCorpus corpus)
+            {
+                var options = run._options;
+                run._model!.train();
+                IEnumerator<int[]>? epoch = null;
+                int[]? pending = null;
+                try
+                {
+                    if (Step == 0)
+                    {
+                        Validate();
+                    }
+
+                    if (Step < totalSteps)
+                    {
+                        (epoch, pending) = run.OpenEpoch(corpus, _position.Epoch, _position.InEpoch);
+                    }
+
+                    while (Step < totalSteps)
+                    {
+                        run._cancellation.ThrowIfCancellationRequested();
+                        var rows = new List<int[]>(options.BatchSize);
+                        while (rows.Count < options.BatchSize && pending is not null)
+                        {
+                            rows.Add(pending);
+                            pending = epoch!.MoveNext() ? epoch.Current : null;
+                        }
+
+                        _clock.Start();
+                        var (loss, tokens) = run.TrainStep(rows, Step, Rate = FineTuner.LearningRate(Step, totalSteps, _warmupSteps, run._learningRate));
+                        _clock.Stop();
+                        Step++;
+                        _sessionTokens += tokens;
+                        _recent.Enqueue(loss);
+                        if (_recent.Count > LossWindow)
+                        {
+                            _recent.Dequeue();
+                        }
+
+                        Report(PretrainingStage.Training);
+                        var epochEnded = pending is null;
+                        _position = epochEnded ? (_position.Epoch + 1, 0) : (_position.Epoch, _position.InEpoch + rows.Count);
+                        if (Step == totalSteps)
+                        {
+                            break;
+                        }
+
+                        if (epochEnded || (options.EvaluateEvery > 0 && Step % options.EvaluateEvery == 0))
+                        {
+                            Validate();
+                        }
+
+                        if (options.CheckpointEvery > 0 && Step % options.CheckpointEvery == 0)
+                        {
+                            Checkpoint();
+                        }
+
+                        if (epochEnded)
+                        {
+                            epoch!.Dispose();
+                            (epoch, pending) = run.OpenEpoch(corpus, _position.Epoch, 0);
+                        }
+                    }
+
+                    Validate();
+                    if (_lastCheckpoint != Step)
+                    {
+                        Checkpoint();
+                    }
+                }
+                catch (OperationCanceledException) when (Step > _lastCheckpoint && Step > 0)
+                {
+                    // Keep what was trained: the run resumes from the last finished step.
+                    Checkpoint();
+                    throw;
+                }
+                finally
+                {
+                    epoch?.Dispose();
+                }
+            }
+
+            private TrainerState State() => new()
+            {
+                Step = Step,
+                TotalSteps = totalSteps,
+                Epoch = _position.Epoch,
+                SequencesInEpoch = _position.InEpoch,
+                TokensSeen = TokensSeen,
+                TrainingSeconds = TrainingSeconds,
+                MaxLength = run._maxLength,
+                Options = Fingerprint(run._options),
+                Inputs = run._inputs,
+                ValidationInputs = run._validationInputs,
+                RecentLosses = [.. _recent],
+                Validation = History,
+                TrainedTokenizer = run._trainedTokenizer,
+                LoadReport = run._loadReport?.ToString() ?? run._resumed?.LoadReport,
+            };
+
+            private void Report(PretrainingStage stage, double? validationLoss = null) => run._progress?.Report(new PretrainingProgress(
+                stage, Step, totalSteps, _position.Epoch + 1, AverageRecentLoss, Rate,
+                _clock.Elapsed.TotalSeconds > 0 ? _sessionTokens / _clock.Elapsed.TotalSeconds : 0,
+                ValidationLoss: validationLoss, ValidationPerplexity: validationLoss is double v ? Math.Exp(v) : null));
+
+            private void Validate()
+            {
+                if (validation.Count == 0 || (History.Count > 0 && History[^1].Step == Step))
+                {
+                    return;
+                }
+
+                var loss = run.ValidationLoss(validation);
+                History.Add(new ValidationPoint(Step, loss));
+                Report(PretrainingStage.Validated, loss);
+            }
+
+            private void Checkpoint()
+            {
+                PretrainingCheckpoint.Write(run._output, run._model!, run._tokenizer, run._config, run._optimizer!, run._parameterNames, State());
+                _lastCheckpoint = Step;
+                Report(PretrainingStage.Checkpointed);
+            }
         }
 
         private static string Describe(IReadOnlyList<string> files) =>
