@@ -8,6 +8,7 @@ namespace MLNetTransformerExtensions.Tests.Builtin;
 public sealed class BuiltinCliTests
 {
     [TestMethod]
+    [TestCategory("Slow")]
     public void LogitsRunsOnTheBuiltinModelAndCachesItUnderXdgCacheHome()
     {
         var work = TestPaths.NewTempDirectory();
@@ -37,6 +38,7 @@ public sealed class BuiltinCliTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void PromptTrainingWithoutAModelUsesTheEmbeddedDecoder()
     {
         var work = TestPaths.NewTempDirectory();

@@ -17,6 +17,7 @@ public sealed class PrecisionOptionTests
         [.. File.ReadAllLines(path).Skip(1).Select(line => line.Split('\t')[^3..].Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray())];
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void EvaluateAndPredictScoreInEitherPrecision()
     {
         var work = TestPaths.NewTempDirectory();

@@ -11,6 +11,7 @@ public sealed class PretrainCommandTests
         $"pretrain --input \"{workspace.Files[0]}\" \"{workspace.Files[1]}\" --preset tiny --vocab-size 300 --steps 4 --batch-size 4 --max-length {maxLength} --output \"{output}\" {extra}";
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void PretrainWritesAModelAndReportsLossAndThroughput()
     {
         using var workspace = new PretrainingWorkspace();
@@ -42,6 +43,7 @@ public sealed class PretrainCommandTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void ErrorsNameTheOptionAndTheFile()
     {
         using var workspace = new PretrainingWorkspace();

@@ -22,6 +22,7 @@ public sealed class TrainEvaluatePredictTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     [DataRow("bert", ".tsv")]
     [DataRow("gpt2", ".csv")]
     public void TrainEvaluateAndPredictAgree(string family, string extension)
@@ -68,6 +69,7 @@ public sealed class TrainEvaluatePredictTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void BadInputIsAClearErrorAndWritesNoModel()
     {
         var work = TestPaths.NewTempDirectory();

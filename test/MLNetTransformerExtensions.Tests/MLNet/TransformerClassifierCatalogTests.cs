@@ -40,6 +40,7 @@ public sealed class TransformerClassifierCatalogTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void TheReadmePipelineTrainsEvaluatesSavesAndLoads()
     {
         var work = TestPaths.NewTempDirectory();
@@ -90,6 +91,7 @@ public sealed class TransformerClassifierCatalogTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void ADecoderClassifierTrainsOnTheBinaryCatalogAndCrossValidates()
     {
         var (texts, labels) = SyntheticReviews.Binary(240, seed: 22);
@@ -155,6 +157,7 @@ public sealed class PromptStrategyCatalogTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void AnEncoderPromptLearnsOnTheMulticlassCatalog()
     {
         var (texts, labels) = SyntheticReviews.Binary(160, seed: 52);

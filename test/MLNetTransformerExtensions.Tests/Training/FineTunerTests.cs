@@ -17,6 +17,7 @@ public sealed class FineTunerTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     [DataRow("bert", ClassifierKind.Encoder)]
     [DataRow("distilbert", ClassifierKind.Encoder)]
     [DataRow("roberta", ClassifierKind.Encoder)]
@@ -28,6 +29,7 @@ public sealed class FineTunerTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void ATinyModelLearnsThreeClasses()
     {
         var accuracy = TrainAccuracy("bert", ClassifierKind.Encoder, SyntheticReviews.ThreeClasses(180, seed: 2), ["negative", "neutral", "positive"], Fast with { Epochs = 20 });
@@ -97,6 +99,7 @@ public sealed class FineTunerTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void SentencePairsTrain()
     {
         // Label 1 when both sentences use the same polarity word list.

@@ -179,6 +179,7 @@ public sealed class PromptClassifierTests
     }
 
     [TestMethod]
+    [TestCategory("Slow")]
     public void ADecoderLearnsFromRandomWeightsWithThePromptLoss()
     {
         var folder = RandomGpt2Folder();
