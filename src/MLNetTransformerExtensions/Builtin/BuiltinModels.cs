@@ -308,10 +308,20 @@ public static class BuiltinModels
     {
         // This project's model package in the NuGet cache (an application that has lost it from its own folder, such as
         // a trimmed publish), then the original package a PackageDownload fetched.
+        // Any version of our model package will do (its resources are checked by hash), this library's own first.
         var sources = new List<(string Id, string Version, string File)>();
         if (model.ModelPackageId.Length > 0)
         {
-            sources.Add((model.ModelPackageId, LibraryPackageVersion(), model.ModelPackageId + ".dll"));
+            var ownVersion = LibraryPackageVersion();
+            var versions = packageRoots.Select(root => Path.Combine(root, model.ModelPackageId.ToLowerInvariant()))
+                .Where(Directory.Exists)
+                .SelectMany(Directory.GetDirectories)
+                .Select(Path.GetFileName)
+                .OfType<string>()
+                .Distinct(StringComparer.Ordinal)
+                .OrderByDescending(v => v == ownVersion)
+                .ThenByDescending(v => v, StringComparer.Ordinal);
+            sources.AddRange(versions.Select(v => (model.ModelPackageId, v, model.ModelPackageId + ".dll")));
         }
 
         sources.Add((model.PackageId, model.PackageVersion, model.AssemblyFile));
