@@ -306,9 +306,9 @@ public static class BuiltinModels
 
     private static string FindPackageAssembly(BuiltinModelInfo model, IReadOnlyList<string> packageRoots)
     {
-        // This project's model package in the NuGet cache (an application that has lost it from its own folder, such as
-        // a trimmed publish), then the original package a PackageDownload fetched.
-        // Any version of our model package will do (its resources are checked by hash), this library's own first.
+        // This project's model package in the NuGet cache (for an application whose folder lacks its assembly, such as a
+        // trimmed publish), any version since the resources are checked by hash, this library's own first; then the
+        // original package that a PackageDownload fetched.
         var sources = new List<(string Id, string Version, string File)>();
         if (model.ModelPackageId.Length > 0)
         {
