@@ -17,6 +17,13 @@ public sealed record BuiltinModelInfo(
     string PackageId,
     string PackageVersion)
 {
+    /// <summary>
+    /// This project's NuGet package that carries the same resources (its assembly has the same name): a dependency of
+    /// the library's package, so applications get the model through restore with nothing added. Empty when only
+    /// <see cref="PackageId"/> carries the model.
+    /// </summary>
+    public string ModelPackageId { get; internal init; } = string.Empty;
+
     /// <summary>The assembly inside the package whose manifest resources hold the model.</summary>
     public string AssemblyFile { get; internal init; } = string.Empty;
 

