@@ -1,0 +1,51 @@
+namespace MLNetTransformerExtensions.Experiments;
+
+/// <summary>
+/// Estimates how long a trial will take, so the experiment never starts one that cannot finish in the time left.
+/// </summary>
+/// <remarks>
+/// A trial costs about <c>rows × epochs × s_train + validation rows × s_score</c> plus a fixed setup. Once a candidate
+/// has completed a trial, its measured seconds per training row-epoch and per scored row are used. Before that, its
+/// own guess (<see cref="ExperimentCandidate.EstimatedSecondsPerRow"/>, from the model's size for transformers) is
+/// scaled by how far such guesses were off for the expensive candidates already measured on this machine.
+/// </remarks>
+internal sealed class CostModel
+{
+    /// <summary>Estimates are multiplied by this before comparing with the time left: being wrong by 25 % should not break the promise.</summary>
+    public const double SafetyFactor = 1.25;
+
+    private readonly Dictionary<ExperimentCandidate, (double Train, double Score)> _measured = [];
+    private readonly List<double> _expensiveRatios = [];
+
+    public void Record(ExperimentCandidate candidate, double trainSecondsPerRowEpoch, double scoreSecondsPerRow)
+    {
+        if (!_measured.ContainsKey(candidate) && candidate.IsExpensive && candidate.EstimatedSecondsPerRow > 0)
+        {
+            _expensiveRatios.Add(trainSecondsPerRowEpoch / candidate.EstimatedSecondsPerRow);
+        }
+
+        _measured[candidate] = (trainSecondsPerRowEpoch, scoreSecondsPerRow);
+    }
+
+    public TimeSpan Estimate(TrialPlan plan, long trainingRows, long validationRows, int folds)
+    {
+        var candidate = plan.Candidate;
+        double train, score;
+        if (_measured.TryGetValue(candidate, out var known))
+        {
+            (train, score) = known;
+        }
+        else
+        {
+            var calibration = candidate.IsExpensive && _expensiveRatios.Count > 0 ? _expensiveRatios.Average() : 1;
+            train = candidate.EstimatedSecondsPerRow * calibration;
+            // Scoring is one forward pass where training is a forward and a backward pass (about 3 times the work).
+            score = candidate.IsExpensive ? train / 3 : train / 10;
+        }
+
+        var setup = candidate.IsExpensive ? 2.0 : 0.5;
+        var epochs = candidate.Epochs(plan.Hyperparameters);
+        var seconds = folds * (setup + (trainingRows * plan.DataFraction * epochs * train) + (validationRows * score));
+        return TimeSpan.FromSeconds(seconds);
+    }
+}
