@@ -27,9 +27,30 @@ internal sealed class CostModel
         _measured[candidate] = (trainSecondsPerRowEpoch, scoreSecondsPerRow);
     }
 
-    public TimeSpan Estimate(TrialPlan plan, long trainingRows, long validationRows, int folds)
+    public TimeSpan Estimate(TrialPlan plan, long trainingRows, long validationRows, int folds) =>
+        Estimate(plan.Candidate, plan.DataFraction, plan.Candidate.Epochs(plan.Hyperparameters), trainingRows, validationRows, folds);
+
+    /// <summary>
+    /// The cost of a successive-halving bracket that starts <paramref name="perCandidate"/> configurations of each
+    /// candidate (at their default 3 epochs) and keeps the best third at each rung.
+    /// </summary>
+    public TimeSpan EstimateBracket(IReadOnlyList<ExperimentCandidate> candidates, IReadOnlyList<double> rungs, int perCandidate, long trainingRows, long validationRows, int folds)
     {
-        var candidate = plan.Candidate;
+        var total = TimeSpan.Zero;
+        var configurations = (double)perCandidate * candidates.Count;
+        foreach (var fraction in rungs)
+        {
+            // Which candidates survive is unknown in advance: charge each rung at the candidates' average cost.
+            var average = candidates.Average(c => Estimate(c, fraction, 3, trainingRows, validationRows, folds).TotalSeconds);
+            total += TimeSpan.FromSeconds(Math.Ceiling(configurations) * average);
+            configurations /= SearchStrategy.Eta;
+        }
+
+        return total;
+    }
+
+    public TimeSpan Estimate(ExperimentCandidate candidate, double dataFraction, double epochs, long trainingRows, long validationRows, int folds)
+    {
         double train, score;
         if (_measured.TryGetValue(candidate, out var known))
         {
@@ -44,8 +65,7 @@ internal sealed class CostModel
         }
 
         var setup = candidate.IsExpensive ? 2.0 : 0.5;
-        var epochs = candidate.Epochs(plan.Hyperparameters);
-        var seconds = folds * (setup + (trainingRows * plan.DataFraction * epochs * train) + (validationRows * score));
+        var seconds = folds * (setup + (trainingRows * dataFraction * epochs * train) + (validationRows * score));
         return TimeSpan.FromSeconds(seconds);
     }
 }

@@ -33,7 +33,7 @@ internal sealed class TrialPlan(ExperimentCandidate candidate, Hyperparameters h
 internal static class SearchStrategy
 {
     public const int Eta = 3;
-    public const int ConfigurationsPerCandidate = 3;
+    public const int MaxConfigurationsPerCandidate = 3;
     public const int MinimumRungRows = 300;
 
     /// <summary>The training-data fractions of a bracket's rungs for <paramref name="rows"/> training rows, smallest first; always ends with 1.</summary>
@@ -46,8 +46,13 @@ internal static class SearchStrategy
     /// <param name="prepare">Prepares a candidate before its first draw; false when it cannot be used (the runner recorded why).</param>
     /// <param name="isBetter">Whether the first completed trial beats the second on the optimised metric.</param>
     /// <param name="singleRound">Stop after the first round (no limit was given).</param>
+    /// <param name="configurations">
+    /// How many configurations per expensive candidate a bracket starts with (1 to <see cref="MaxConfigurationsPerCandidate"/>),
+    /// given the candidates and the rungs: the runner answers from the time left, so a short budget gets a narrower bracket.
+    /// </param>
     public static IEnumerable<TrialPlan> Plan(IReadOnlyList<ExperimentCandidate> candidates, long trainingRows, Random random,
-        Func<ExperimentCandidate, bool> prepare, Comparison<TrialResult> isBetter, bool singleRound)
+        Func<ExperimentCandidate, bool> prepare, Comparison<TrialResult> isBetter, bool singleRound,
+        Func<IReadOnlyList<ExperimentCandidate>, IReadOnlyList<double>, int> configurations)
     {
         var draws = new Dictionary<ExperimentCandidate, int>();
         var usable = new List<ExperimentCandidate>();
@@ -92,15 +97,14 @@ internal static class SearchStrategy
                 }
             }
 
+            var expensive = usable.Where(c => c.IsExpensive).ToList().Where(Ready).ToList();
+            var perCandidate = expensive.Count == 0 ? 0 : Math.Clamp(configurations(expensive, rungs), 1, MaxConfigurationsPerCandidate);
             var bracket = new List<TrialPlan>();
-            foreach (var candidate in usable.Where(c => c.IsExpensive).ToList())
+            foreach (var candidate in expensive)
             {
-                if (Ready(candidate))
+                for (var i = 0; i < perCandidate; i++)
                 {
-                    for (var i = 0; i < ConfigurationsPerCandidate; i++)
-                    {
-                        bracket.Add(new TrialPlan(candidate, Draw(candidate), rungs[0], round));
-                    }
+                    bracket.Add(new TrialPlan(candidate, Draw(candidate), rungs[0], round));
                 }
             }
 

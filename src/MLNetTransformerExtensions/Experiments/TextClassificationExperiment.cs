@@ -269,7 +269,7 @@ public sealed class TextClassificationExperiment
             var random = new Random(_s.Seed);
             var singleRound = _s.MaxTrials is null && _s.MaxExperimentTime is null;
             var ranInRound = new Dictionary<int, bool>();
-            foreach (var plan in SearchStrategy.Plan(candidates, _trainRows, random, Prepare, Compare, singleRound))
+            foreach (var plan in SearchStrategy.Plan(candidates, _trainRows, random, Prepare, Compare, singleRound, BracketWidth))
             {
                 if (stop.IsCancellationRequested || TrialLimitReached())
                 {
@@ -324,6 +324,29 @@ public sealed class TextClassificationExperiment
             var lower = TrialMetrics.LowerIsBetter(_s.OptimizingMetric);
             var order = a.Metric!.Value.CompareTo(b.Metric!.Value);
             return lower ? order : -order;
+        }
+
+        /// <summary>
+        /// The widest bracket (configurations per expensive candidate) whose estimated cost fits the time left; the
+        /// widest without a time limit, so trial-limited runs never depend on the clock.
+        /// </summary>
+        private int BracketWidth(IReadOnlyList<ExperimentCandidate> expensive, IReadOnlyList<double> rungs)
+        {
+            if (_s.MaxExperimentTime is not { } limit)
+            {
+                return SearchStrategy.MaxConfigurationsPerCandidate;
+            }
+
+            var left = limit - Time.GetElapsedTime(started);
+            for (var width = SearchStrategy.MaxConfigurationsPerCandidate; width > 1; width--)
+            {
+                if (_costs.EstimateBracket(expensive, rungs, width, _trainRows, _validationRows, splits.Count) * CostModel.SafetyFactor <= left)
+                {
+                    return width;
+                }
+            }
+
+            return 1;
         }
 
         private bool Fits(TrialPlan plan)
