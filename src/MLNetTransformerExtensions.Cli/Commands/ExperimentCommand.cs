@@ -265,6 +265,14 @@ internal static class ExperimentCommand
     private static TextClassificationExperimentResult RunLive(IAnsiConsole console, MLContext ml, TextClassificationExperimentSettings settings,
         IDataView train, IDataView? validation, Settings s)
     {
+        if (!console.Profile.Capabilities.Interactive)
+        {
+            // A log or a pipe: one line per trial event instead of a redrawn table.
+            var started = Stopwatch.StartNew();
+            settings.Progress = new LineProgress(trial => console.MarkupLine(Markup.Escape(Describe(trial, s, started.Elapsed))));
+            return ml.CreateTextClassificationExperiment(settings).Execute(train, validation);
+        }
+
         var events = new ConcurrentQueue<TrialResult>();
         settings.Progress = new QueueProgress(events);
         var trials = new List<TrialResult>();
@@ -345,6 +353,18 @@ internal static class ExperimentCommand
         return table;
     }
 
+    private static string Describe(TrialResult t, Settings s, TimeSpan elapsed)
+    {
+        var left = s.Time is { } limit ? FormattableString.Invariant($", {Math.Max(0, (limit - elapsed).TotalSeconds):0} s left") : "";
+        var what = FormattableString.Invariant($"#{t.TrialNumber} {t.Candidate} ({t.Hyperparameters}, data {t.DataFraction:0.##})");
+        return t.Status switch
+        {
+            TrialStatus.Running => $"[{elapsed.TotalSeconds:0} s{left}] started {what}",
+            TrialStatus.Completed => FormattableString.Invariant($"[{elapsed.TotalSeconds:0} s{left}] completed {what}: {s.MetricName} {t.Metric:0.0000} in {t.Duration.TotalSeconds:0.0} s"),
+            _ => FormattableString.Invariant($"[{elapsed.TotalSeconds:0} s{left}] {t.Status.ToString().ToLowerInvariant()} {what} after {t.Duration.TotalSeconds:0.0} s: {t.Error}"),
+        };
+    }
+
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..77] + "...";
 
     private static JsonObject Hyperparameters(Hyperparameters values) =>
@@ -352,6 +372,11 @@ internal static class ExperimentCommand
 
     private static TabularData Load(MLContext ml, string path, Settings s) =>
         TabularData.LoadLabelled(ml, path, s.TextColumn, s.LabelColumn, s.SecondTextColumn);
+
+    private sealed class LineProgress(Action<TrialResult> write) : IProgress<TrialResult>
+    {
+        public void Report(TrialResult value) => write(value);
+    }
 
     private sealed class QueueProgress(ConcurrentQueue<TrialResult> queue) : IProgress<TrialResult>
     {

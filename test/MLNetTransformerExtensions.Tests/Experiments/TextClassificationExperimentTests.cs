@@ -181,6 +181,22 @@ public sealed class TextClassificationExperimentTests
     }
 
     [TestMethod]
+    public void ATokenCancelsTheClassicTrainersOfItsContext()
+    {
+        var ml = new MLContext(seed: 1);
+        var (train, _) = Data(ml);
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.Transforms.Text.FeaturizeText("Features", "Text"))
+            .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy());
+        using var cancellation = new CancellationTokenSource();
+        using var registration = MLNetTransformerExtensions.MLNet.Internal.ContextCancellation.CancelOn(ml, cancellation.Token);
+        Task.Run(cancellation.Cancel).Wait(); // from another thread, as the budget's timer does
+
+        var e = Assert.Throws<Exception>(() => pipeline.Fit(train));
+        StringAssert.Contains(e.ToString(), "cancel", StringComparison.OrdinalIgnoreCase);
+    }
+
+    [TestMethod]
     public void CandidatesFollowTheModel()
     {
         static string[] Names(string model) => [.. ExperimentCandidates.ForModel(model).Select(c => c.Name.Split(' ')[0])];
