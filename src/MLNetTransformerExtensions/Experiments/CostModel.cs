@@ -27,6 +27,14 @@ internal sealed class CostModel
         _measured[candidate] = (trainSecondsPerRowEpoch, scoreSecondsPerRow);
     }
 
+    /// <summary>Records a training pace seen in a trial that did not finish; the scoring pace stays as it was known or guessed.</summary>
+    public void RecordTraining(ExperimentCandidate candidate, double trainSecondsPerRowEpoch)
+    {
+        var score = _measured.TryGetValue(candidate, out var known) ? known.Score
+            : candidate.IsExpensive ? trainSecondsPerRowEpoch / 3 : trainSecondsPerRowEpoch / 10;
+        Record(candidate, trainSecondsPerRowEpoch, score);
+    }
+
     public TimeSpan Estimate(TrialPlan plan, long trainingRows, long validationRows, int folds) =>
         Estimate(plan.Candidate, plan.DataFraction, plan.Candidate.Epochs(plan.Hyperparameters), trainingRows, validationRows, folds);
 

@@ -406,6 +406,7 @@ public sealed class TextClassificationExperiment
         {
             var number = _trials.Count + 1;
             var clock = Time.GetTimestamp();
+            var left = _s.MaxExperimentTime is { } limit ? limit - Time.GetElapsedTime(started) : (TimeSpan?)null;
             var running = new TrialResult
             {
                 TrialNumber = number,
@@ -417,7 +418,7 @@ public sealed class TextClassificationExperiment
             _s.Progress?.Report(running);
 
             using var trial = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
-            var monitor = new LosingTrialMonitor(trial, BestAccuracyAt(plan.DataFraction));
+            var monitor = new TrialMonitor(trial, BestAccuracyAt(plan.DataFraction), Time, left);
             var sampler = new MemorySampler();
             ITransformer? model = null;
             TrialResult result;
@@ -464,6 +465,13 @@ public sealed class TextClassificationExperiment
             }
             catch (Exception e) when (trial.IsCancellationRequested)
             {
+                if (monitor.DoneFraction > 0 && splits.Count == 1)
+                {
+                    // What the steps so far cost is a better guess for this candidate's next trials than any prior.
+                    var rowEpochs = Math.Max(1, _trainRows * plan.DataFraction) * plan.Candidate.Epochs(plan.Hyperparameters) * monitor.DoneFraction;
+                    _costs.RecordTraining(plan.Candidate, monitor.Seconds / rowEpochs);
+                }
+
                 result = running with
                 {
                     Status = TrialStatus.Cancelled,
@@ -575,22 +583,52 @@ public sealed class TextClassificationExperiment
     }
 
     /// <summary>
-    /// Stops a transformer trial whose validation accuracy after an epoch is more than <see cref="LosingMargin"/> below
-    /// the best completed trial trained on the same share of the data: more epochs rarely close such a gap, and the
-    /// time is better spent on the next configuration.
+    /// Watches a transformer trial's steps and stops it early in two cases: its validation accuracy after an epoch is
+    /// more than <see cref="LosingMargin"/> below the best completed trial trained on the same share of the data (more
+    /// epochs rarely close such a gap), or, with a time budget, its pace so far says it cannot finish in the time left
+    /// (the cost model's guess was wrong, or the machine got busy). Either way the time goes to the next trial.
     /// </summary>
-    private sealed class LosingTrialMonitor(CancellationTokenSource trial, double? bestAccuracy) : IProgress<TrainingProgress>
+    private sealed class TrialMonitor(CancellationTokenSource trial, double? bestAccuracy, TimeProvider time, TimeSpan? timeLeft) : IProgress<TrainingProgress>
     {
+        private readonly long _started = time.GetTimestamp();
+
         public string? Reason { get; private set; }
+
+        /// <summary>The share of the planned optimiser steps done so far.</summary>
+        public double DoneFraction { get; private set; }
+
+        public double Seconds => time.GetElapsedTime(_started).TotalSeconds;
 
         public void Report(TrainingProgress value)
         {
-            if (bestAccuracy is { } best && value.IsEpochEnd && value.Epoch < value.Epochs
-                && value.ValidationAccuracy is { } accuracy && accuracy < best - LosingMargin && Reason is null)
+            if (Reason is not null || value.TotalSteps <= 0)
             {
-                Reason = FormattableString.Invariant($"stopped as clearly losing: validation accuracy {accuracy:0.000} after epoch {value.Epoch} against the best {best:0.000}");
-                trial.Cancel();
+                return;
             }
+
+            DoneFraction = (double)value.Step / value.TotalSteps;
+            if (bestAccuracy is { } best && value.IsEpochEnd && value.Epoch < value.Epochs
+                && value.ValidationAccuracy is { } accuracy && accuracy < best - LosingMargin)
+            {
+                Stop(FormattableString.Invariant($"stopped as clearly losing: validation accuracy {accuracy:0.000} after epoch {value.Epoch} against the best {best:0.000}"));
+                return;
+            }
+
+            // A few steps in, the pace is known well enough to project the whole trial.
+            if (timeLeft is { } left && value.Step >= Math.Max(3, value.TotalSteps / 20))
+            {
+                var projected = Seconds / DoneFraction;
+                if (projected > left.TotalSeconds)
+                {
+                    Stop(FormattableString.Invariant($"stopped: at its pace it needs about {projected:0} s to train, and {left.TotalSeconds:0} s were left"));
+                }
+            }
+        }
+
+        private void Stop(string reason)
+        {
+            Reason = reason;
+            trial.Cancel();
         }
     }
 
