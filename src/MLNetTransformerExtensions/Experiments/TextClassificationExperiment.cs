@@ -465,11 +465,11 @@ public sealed class TextClassificationExperiment
             }
             catch (Exception e) when (trial.IsCancellationRequested)
             {
-                if (monitor.DoneFraction > 0 && splits.Count == 1)
+                if (monitor.SecondsPerStep is { } pace && splits.Count == 1)
                 {
-                    // What the steps so far cost is a better guess for this candidate's next trials than any prior.
-                    var rowEpochs = Math.Max(1, _trainRows * plan.DataFraction) * plan.Candidate.Epochs(plan.Hyperparameters) * monitor.DoneFraction;
-                    _costs.RecordTraining(plan.Candidate, monitor.Seconds / rowEpochs);
+                    // The pace of the steps so far is a better guess for this candidate's next trials than any prior.
+                    var rowEpochs = Math.Max(1, _trainRows * plan.DataFraction) * plan.Candidate.Epochs(plan.Hyperparameters);
+                    _costs.RecordTraining(plan.Candidate, pace * monitor.TotalSteps / rowEpochs);
                 }
 
                 result = running with
@@ -591,11 +591,16 @@ public sealed class TextClassificationExperiment
     private sealed class TrialMonitor(CancellationTokenSource trial, double? bestAccuracy, TimeProvider time, TimeSpan? timeLeft) : IProgress<TrainingProgress>
     {
         private readonly long _started = time.GetTimestamp();
+        private long _firstStepTime;
+        private int _firstStep = -1;
 
         public string? Reason { get; private set; }
 
-        /// <summary>The share of the planned optimiser steps done so far.</summary>
-        public double DoneFraction { get; private set; }
+        /// <summary>Seconds per optimiser step, measured from the first step reported (so loading the model is not counted); null until known.</summary>
+        public double? SecondsPerStep { get; private set; }
+
+        /// <summary>Optimiser steps the trial planned.</summary>
+        public int TotalSteps { get; private set; }
 
         public double Seconds => time.GetElapsedTime(_started).TotalSeconds;
 
@@ -606,7 +611,16 @@ public sealed class TextClassificationExperiment
                 return;
             }
 
-            DoneFraction = (double)value.Step / value.TotalSteps;
+            TotalSteps = value.TotalSteps;
+            if (_firstStep < 0)
+            {
+                (_firstStep, _firstStepTime) = (value.Step, time.GetTimestamp());
+            }
+            else if (value.Step > _firstStep)
+            {
+                SecondsPerStep = time.GetElapsedTime(_firstStepTime).TotalSeconds / (value.Step - _firstStep);
+            }
+
             if (bestAccuracy is { } best && value.IsEpochEnd && value.Epoch < value.Epochs
                 && value.ValidationAccuracy is { } accuracy && accuracy < best - LosingMargin)
             {
@@ -614,13 +628,13 @@ public sealed class TextClassificationExperiment
                 return;
             }
 
-            // A few steps in, the pace is known well enough to project the whole trial.
-            if (timeLeft is { } left && value.Step >= Math.Max(3, value.TotalSteps / 20))
+            // A few steps in, the pace is known well enough to project the rest of the trial.
+            if (timeLeft is { } left && SecondsPerStep is { } pace && value.Step - _firstStep >= Math.Max(3, value.TotalSteps / 20))
             {
-                var projected = Seconds / DoneFraction;
+                var projected = Seconds + (pace * (value.TotalSteps - value.Step));
                 if (projected > left.TotalSeconds)
                 {
-                    Stop(FormattableString.Invariant($"stopped: at its pace it needs about {projected:0} s to train, and {left.TotalSeconds:0} s were left"));
+                    Stop(FormattableString.Invariant($"stopped: at its pace it needs about {projected:0} s, and {left.TotalSeconds:0} s were left"));
                 }
             }
         }

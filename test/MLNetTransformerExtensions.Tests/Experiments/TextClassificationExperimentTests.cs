@@ -119,6 +119,24 @@ public sealed class TextClassificationExperimentTests
     }
 
     [TestMethod]
+    public void ATrialWhosePaceCannotFinishInTheTimeLeftIsStoppedEarly()
+    {
+        var ml = new MLContext(seed: 1);
+        var (train, validation) = Data(ml, trainRows: 300);
+        var clock = new FakeTimeProvider();
+        var result = ml.CreateTextClassificationExperiment(new TextClassificationExperimentSettings
+        {
+            // Every report "takes" five minutes on the fake clock: 3 epochs of 10 steps cannot fit in the hour.
+            Candidates = [new SlowCandidate(TinyEncoder(), clock, TimeSpan.FromMinutes(5))],
+            MaxExperimentTime = TimeSpan.FromHours(1),
+            MaxTrials = 1,
+            TimeProvider = clock,
+        });
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => result.Execute(train, validation));
+        StringAssert.Contains(e.Message, "at its pace it needs about");
+    }
+
+    [TestMethod]
     public void CancellingTheTokenStopsTheExperimentAndKeepsTheBestFinishedTrial()
     {
         var ml = new MLContext(seed: 1);
@@ -278,6 +296,39 @@ public sealed class TextClassificationExperimentTests
 
         public override IEstimator<ITransformer> CreateTrainer(MLContext mlContext, TrialSetup setup) =>
             throw new InvalidDataException("the candidate broke on purpose");
+    }
+
+    /// <summary>A candidate whose training steps advance a fake clock, as a slow machine would.</summary>
+    private sealed class SlowCandidate(TransformerCandidate inner, FakeTimeProvider clock, TimeSpan perStep) : ExperimentCandidate
+    {
+        public override string Name => "slow " + inner.Name;
+
+        public override bool IsExpensive => true;
+
+        public override double EstimatedSecondsPerRow => 0;
+
+        public override void Prepare(ExperimentData data, CancellationToken cancellationToken) => inner.Prepare(data, cancellationToken);
+
+        public override Hyperparameters Sample(Random random, int index) => inner.Sample(random, index);
+
+        public override double Epochs(Hyperparameters hyperparameters) => inner.Epochs(hyperparameters);
+
+        public override IEstimator<ITransformer> CreateTrainer(MLContext mlContext, TrialSetup setup) => inner.CreateTrainer(mlContext, new TrialSetup
+        {
+            LabelKeyColumnName = setup.LabelKeyColumnName,
+            TextColumnName = setup.TextColumnName,
+            SecondTextColumnName = setup.SecondTextColumnName,
+            PredictedLabelKeyColumnName = setup.PredictedLabelKeyColumnName,
+            Hyperparameters = setup.Hyperparameters,
+            Seed = setup.Seed,
+            ValidationSet = setup.ValidationSet,
+            CancellationToken = setup.CancellationToken,
+            TrainingProgress = new SynchronousProgress<MLNetTransformerExtensions.Training.TrainingProgress>(p =>
+            {
+                clock.Advance(perStep);
+                setup.TrainingProgress?.Report(p);
+            }),
+        });
     }
 
     /// <summary>Reports on the caller's thread (<see cref="Progress{T}"/> would post to the thread pool).</summary>
