@@ -4,6 +4,7 @@ using MLNetTransformerExtensions.Cli.Commands;
 var root = new RootCommand("Transformer text classification for ML.NET: fine-tune, evaluate and inspect BERT, RoBERTa, DistilBERT and GPT-2 models.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(ExperimentCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());

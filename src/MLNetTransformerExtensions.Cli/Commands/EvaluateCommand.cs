@@ -31,19 +31,18 @@ internal static class EvaluateCommand
             var loaded = ModelZip.Load(ml, modelPath);
             ModelZip.UsePrecision(loaded, PrecisionOption.Parse(precision));
             var data = TabularData.Load(ml, dataPath);
-            data.Require(loaded.Classifier.TextColumnName, "the model's text column");
             data.Require(loaded.LabelColumn, "the model's label column");
-            if (loaded.Classifier.SecondTextColumnName is string second)
+            foreach (var (column, what) in loaded.TextColumns)
             {
-                data.Require(second, "the model's second text column");
+                data.Require(column, $"the model's {what}");
             }
 
-            ModelZip.CheckLabels(ml, data, loaded.LabelColumn, loaded.Classifier.ClassNames);
+            ModelZip.CheckLabels(ml, data, loaded.LabelColumn, loaded.ClassNames);
             // Scoring is lazy: the evaluator's pass over the rows is where the model runs.
             var clock = Stopwatch.StartNew();
-            var report = ClassificationReport.Evaluate(ml, loaded.Model.Transform(data.View), ModelZip.KeyColumn(loaded.LabelColumn), loaded.Classifier.ClassNames, data.FileName);
+            var report = ClassificationReport.Evaluate(ml, loaded.Model.Transform(data.View), ModelZip.KeyColumn(loaded.LabelColumn), loaded.ClassNames, data.FileName);
             var seconds = clock.Elapsed.TotalSeconds;
-            var used = PrecisionOption.Name(loaded.Classifier.InferencePrecision);
+            var used = PrecisionOption.Name(loaded.Precision);
             report.Render(AnsiConsole.Console, $"{Path.GetFileName(modelPath)} on {data.FileName}");
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Scored {report.Count} rows in {seconds:F2} s ({report.Count / seconds:F1} rows/s) in {used}.")));
             if (json)

@@ -5,7 +5,10 @@ using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.Cli.Commands;
 
-/// <summary>The pipeline the CLI trains and saves: label → key, the transformer classifier, predicted key → label.</summary>
+/// <summary>
+/// The pipeline the CLI trains and saves: label → key, the classifier, predicted key → label. The classifier is a
+/// transformer (<c>train</c>) or, from <c>experiment</c>, possibly one of ML.NET's classic text pipelines.
+/// </summary>
 internal static class ModelZip
 {
     /// <summary>The key column made from a label column; the suffix lets evaluate and predict find the original column.</summary>
@@ -15,8 +18,19 @@ internal static class ModelZip
 
     public static string KeyColumn(string labelColumn) => labelColumn + KeySuffix;
 
-    /// <summary>The model, its training input schema, its classifier, and the name of its label column.</summary>
-    public sealed record Loaded(ITransformer Model, DataViewSchema InputSchema, TextClassificationTransformer Classifier, string LabelColumn);
+    /// <summary>The model, its training input schema, its transformer classifier (null for a classic pipeline), its label column and classes.</summary>
+    public sealed record Loaded(ITransformer Model, DataViewSchema InputSchema, TextClassificationTransformer? Classifier, string LabelColumn, IReadOnlyList<string> ClassNames)
+    {
+        /// <summary>The text columns the model reads; unknown (empty) for a classic pipeline, whose featurizer does not expose them.</summary>
+        public IEnumerable<(string Column, string What)> TextColumns =>
+            Classifier is null ? []
+            : Classifier.SecondTextColumnName is string second ? [(Classifier.TextColumnName, "text column"), (second, "second text column")]
+            : [(Classifier.TextColumnName, "text column")];
+
+        public string ScoreColumn => Classifier?.ScoreColumnName ?? "Score";
+
+        public InferencePrecision Precision => Classifier?.InferencePrecision ?? InferencePrecision.Float32;
+    }
 
     public static Loaded Load(MLContext ml, string path)
     {
@@ -36,11 +50,27 @@ internal static class ModelZip
             throw new CliException($"'{path}' is not a readable model file ({e.Message}). Train one with the train command.");
         }
 
-        var classifier = Flatten(model).OfType<TextClassificationTransformer>().FirstOrDefault()
-            ?? throw new CliException($"'{path}' is an ML.NET model, but not one trained by this tool (it holds no transformer classifier).");
-        var key = classifier.LabelColumnName;
-        var label = key.EndsWith(KeySuffix, StringComparison.Ordinal) ? key[..^KeySuffix.Length] : key;
-        return new Loaded(model, schema, classifier, label);
+        var classifier = Flatten(model).OfType<TextClassificationTransformer>().FirstOrDefault();
+        if (classifier is not null)
+        {
+            var key = classifier.LabelColumnName;
+            var label = key.EndsWith(KeySuffix, StringComparison.Ordinal) ? key[..^KeySuffix.Length] : key;
+            return new Loaded(model, schema, classifier, label, classifier.ClassNames);
+        }
+
+        // A classic pipeline from experiment: its label is the input column whose key column it makes.
+        var output = model.GetOutputSchema(schema);
+        foreach (var column in schema)
+        {
+            if (output.GetColumnOrNull(KeyColumn(column.Name)) is { Type: KeyDataViewType } keyColumn && output.GetColumnOrNull(PredictedKey) is not null)
+            {
+                VBuffer<ReadOnlyMemory<char>> names = default;
+                keyColumn.GetKeyValues(ref names);
+                return new Loaded(model, schema, null, column.Name, [.. names.DenseValues().Select(n => n.ToString())]);
+            }
+        }
+
+        throw new CliException($"'{path}' is an ML.NET model, but not one trained by this tool (it holds no transformer classifier and no '{KeySuffix}' label column).");
     }
 
     /// <summary>Scores in <paramref name="precision"/> when one is given; otherwise as the model file says.</summary>
@@ -49,6 +79,11 @@ internal static class ModelZip
         if (precision is not { } chosen)
         {
             return;
+        }
+
+        if (loaded.Classifier is null)
+        {
+            throw new CliException("--precision applies to transformer models; this model is one of ML.NET's classic text pipelines.");
         }
 
         try

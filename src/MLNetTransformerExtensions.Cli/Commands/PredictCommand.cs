@@ -33,17 +33,16 @@ internal static class PredictCommand
             ModelZip.UsePrecision(loaded, PrecisionOption.Parse(precision));
             // Columns the model saw in training but that prediction files need not have (the label) read as empty.
             var data = TabularData.Load(ml, inputPath, loaded.InputSchema.Select(c => c.Name));
-            data.Require(loaded.Classifier.TextColumnName, "the model's text column");
-            if (loaded.Classifier.SecondTextColumnName is string second)
+            foreach (var (column, what) in loaded.TextColumns)
             {
-                data.Require(second, "the model's second text column");
+                data.Require(column, $"the model's {what}");
             }
 
             var scored = loaded.Model.Transform(data.View);
-            var labels = loaded.Classifier.ClassNames;
+            var labels = loaded.ClassNames;
             var inputColumns = data.Columns.Select(c => scored.Schema[c]).ToList();
             var predicted = scored.Schema["PredictedLabel"];
-            var score = scored.Schema[loaded.Classifier.ScoreColumnName];
+            var score = scored.Schema[loaded.ScoreColumn];
             using (var writer = new StreamWriter(temporary, false, new UTF8Encoding(false)))
             {
                 var separator = data.Separator;

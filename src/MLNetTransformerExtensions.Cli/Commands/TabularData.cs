@@ -74,6 +74,20 @@ internal sealed class TabularData
         return new TabularData(path, separator, names, loader.Load(path));
     }
 
+    /// <summary>Loads a labelled file, checking the columns given by --text-column, --label-column and --second-text-column.</summary>
+    public static TabularData LoadLabelled(MLContext ml, string path, string textColumn, string labelColumn, string? secondTextColumn)
+    {
+        var data = Load(ml, path);
+        data.Require(textColumn, "--text-column");
+        data.Require(labelColumn, "--label-column");
+        if (secondTextColumn is not null)
+        {
+            data.Require(secondTextColumn, "--second-text-column");
+        }
+
+        return data;
+    }
+
     /// <summary>Fails with the available columns when a required column is missing.</summary>
     public void Require(string column, string option)
     {

@@ -240,20 +240,10 @@ internal static class TrainCommand
         }
     }
 
-    private static TabularData Load(MLContext ml, string path, Settings s)
-    {
-        var data = TabularData.Load(ml, path);
-        data.Require(s.TextColumn, "--text-column");
-        data.Require(s.LabelColumn, "--label-column");
-        if (s.SecondTextColumn is not null)
-        {
-            data.Require(s.SecondTextColumn, "--second-text-column");
-        }
+    private static TabularData Load(MLContext ml, string path, Settings s) =>
+        TabularData.LoadLabelled(ml, path, s.TextColumn, s.LabelColumn, s.SecondTextColumn);
 
-        return data;
-    }
-
-    private static void CheckTrainingLabels(TabularData train, string column, List<string> labels)
+    internal static void CheckTrainingLabels(TabularData train, string column, List<string> labels)
     {
         for (var i = 0; i < labels.Count; i++)
         {

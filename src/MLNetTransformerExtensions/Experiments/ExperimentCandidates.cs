@@ -1,0 +1,87 @@
+using MLNetTransformerExtensions.Builtin;
+using MLNetTransformerExtensions.Hub;
+using MLNetTransformerExtensions.Modeling;
+
+namespace MLNetTransformerExtensions.Experiments;
+
+/// <summary>Ready-made candidate lists.</summary>
+public static class ExperimentCandidates
+{
+    /// <summary>ML.NET's classic text pipelines: SDCA and L-BFGS maximum entropy, and LightGBM, each on <c>FeaturizeText</c>.</summary>
+    /// <returns>The candidates, cheapest first.</returns>
+    public static IReadOnlyList<ExperimentCandidate> Classic() =>
+        [new SdcaMaximumEntropyCandidate(), new LbfgsMaximumEntropyCandidate(), new LightGbmCandidate()];
+
+    /// <summary>
+    /// The transformer candidates a model supports: a GPT-2 decoder gives a head and a prompt candidate; an encoder a
+    /// head candidate, plus a prompt (PET) candidate when its checkpoint keeps the masked-LM head.
+    /// </summary>
+    /// <param name="model">A model folder, a built-in model (<c>builtin:...</c>) or a HuggingFace hub id.</param>
+    /// <param name="hub">Where hub ids are downloaded from; null reads huggingface_hub's environment variables.</param>
+    /// <param name="cancellationToken">Stops a download.</param>
+    /// <returns>The candidates.</returns>
+    /// <exception cref="ArgumentException">The name is neither an existing folder, a built-in model, nor a well-formed hub id.</exception>
+    /// <exception cref="HubException">The hub model cannot be fetched.</exception>
+    public static IReadOnlyList<ExperimentCandidate> ForModel(string model, HubOptions? hub = null, CancellationToken cancellationToken = default)
+    {
+        CheckModelName(model);
+        var folder = ModelLocator.Resolve(model, hub, cancellationToken: cancellationToken);
+        if (TransformerConfig.FromFolder(folder).Family == ModelFamily.Gpt2)
+        {
+            return [new TransformerCandidate(model, TransformerCandidateKind.DecoderHead, hub), new TransformerCandidate(model, TransformerCandidateKind.DecoderPrompt, hub)];
+        }
+
+        var encoderHead = new TransformerCandidate(model, TransformerCandidateKind.EncoderHead, hub);
+        return TransformerCandidate.HasMaskedLanguageModelHead(folder) == false
+            ? [encoderHead]
+            : [encoderHead, new TransformerCandidate(model, TransformerCandidateKind.EncoderPrompt, hub)];
+    }
+
+    /// <summary>The classic candidates, then those of the built-in encoder (<see cref="BuiltinModels.DefaultName"/>) and decoder (<see cref="BuiltinModels.DecoderName"/>).</summary>
+    /// <returns>The candidates.</returns>
+    public static IReadOnlyList<ExperimentCandidate> Default() =>
+        [.. Classic(), .. ForModel(BuiltinModels.DefaultName), .. ForModel(BuiltinModels.DecoderName)];
+
+    /// <summary>
+    /// Refuses a model name before anything trains: it must be an existing folder, a known built-in model, or a
+    /// well-formed hub id (<c>name</c> or <c>owner/name</c>, optionally <c>@revision</c>).
+    /// </summary>
+    /// <param name="model">The name.</param>
+    /// <exception cref="ArgumentException">The name is none of these; the message names it and says why.</exception>
+    public static void CheckModelName(string model)
+    {
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            throw new ArgumentException("A model name is empty; give a model folder, a built-in model or a HuggingFace hub id.", nameof(model));
+        }
+
+        if (Directory.Exists(model))
+        {
+            return;
+        }
+
+        if (BuiltinModels.IsBuiltin(model))
+        {
+            try
+            {
+                BuiltinModels.Describe(model);
+                return;
+            }
+            catch (BuiltinModelException e)
+            {
+                throw new ArgumentException(e.Message, nameof(model), e);
+            }
+        }
+
+        var pathLike = Path.IsPathRooted(model) || model[0] is '.' or '~' || model.Contains('\\', StringComparison.Ordinal) || model.EndsWith('/');
+        if (pathLike || File.Exists(model))
+        {
+            throw new ArgumentException($"'{model}' is not an existing model folder (nor a built-in model or a HuggingFace hub id).", nameof(model));
+        }
+
+        if (!HubReference.TryParse(model, out _, out var problem))
+        {
+            throw new ArgumentException($"'{model}' is neither an existing model folder, a built-in model ({string.Join(", ", BuiltinModels.Names)}) nor a HuggingFace hub id: {problem}.", nameof(model));
+        }
+    }
+}
