@@ -1,6 +1,7 @@
 using MLNetTransformerExtensions.Builtin;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Sources;
 
 namespace MLNetTransformerExtensions.Experiments;
 

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using MLNetTransformerExtensions.Hub;
 using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Sources;
 using MLNetTransformerExtensions.Tokenization;
 
 namespace MLNetTransformerExtensions.Experiments;

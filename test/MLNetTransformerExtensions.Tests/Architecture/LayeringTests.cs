@@ -29,6 +29,7 @@ public sealed class LayeringTests
         (6, "Training", ["Training"]),
         (7, "Pretraining", ["Training.Pretraining"]),
         (8, "ML.NET", ["MLNet", "MLNet.Internal"]),
+        (9, "Experiments", ["Experiments"]),
     ];
 
     [TestMethod]
