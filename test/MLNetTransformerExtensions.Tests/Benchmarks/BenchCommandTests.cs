@@ -62,9 +62,9 @@ public sealed class BenchCommandTests
             }
 
             Assert.AreEqual(Number(json, "inference_mfu"),
-                Number(json, "inference_seq_per_s") * flops / 1e9 / Number(json, "matmul_gflops"), 0.01 * Number(json, "inference_mfu"), "inference MFU = achieved ÷ ceiling");
+                Number(json, "inference_seq_per_s") * flops / 1e9 / Number(json, "matmul_gflops"), MfuTolerance(Number(json, "inference_mfu")), "inference MFU = achieved ÷ ceiling");
             Assert.AreEqual(Number(json, "training_mfu"),
-                Number(json, "training_seq_per_s") * 3 * flops / 1e9 / Number(json, "matmul_gflops"), 0.01 * Number(json, "training_mfu"), "training MFU counts three forward passes");
+                Number(json, "training_seq_per_s") * 3 * flops / 1e9 / Number(json, "matmul_gflops"), MfuTolerance(Number(json, "training_mfu")), "training MFU counts three forward passes");
             Assert.IsTrue(Number(json, "peak_rss_mb") >= Number(json, "steady_rss_mb"));
             if (OperatingSystem.IsLinux())
             {
@@ -131,4 +131,8 @@ public sealed class BenchCommandTests
             Directory.Delete(work, recursive: true);
         }
     }
+
+    // 1 % of the value, plus the JSON's rounding to 4 decimals: on a loaded machine the MFU falls to a few
+    // thousandths, where that rounding alone is more than 1 % of it.
+    private static double MfuTolerance(double mfu) => (0.01 * mfu) + 1e-4;
 }
