@@ -53,6 +53,27 @@ internal static class TransformerTelemetry
     /// <summary>Token slots in those batches after padding (rows × longest row).</summary>
     public static readonly Counter<long> PaddedTokens = Meter.CreateCounter<long>("mlnet_transformers.padded_tokens", "{token}", "Token slots in the scored batches after padding (rows × longest row).");
 
+    /// <summary>Requests a chat classifier sent to its chat service, retries included.</summary>
+    public static readonly Counter<long> ChatRequests = Meter.CreateCounter<long>("mlnet_transformers.chat.requests", "{request}", "Requests a chat classifier sent, retries included.");
+
+    /// <summary>Retries after a transient fault (429, 5xx, a timeout, a malformed reply).</summary>
+    public static readonly Counter<long> ChatRetries = Meter.CreateCounter<long>("mlnet_transformers.chat.retries", "{request}", "Chat requests retried after a transient fault.");
+
+    /// <summary>Prompt tokens the chat service reported.</summary>
+    public static readonly Counter<long> ChatPromptTokens = Meter.CreateCounter<long>("mlnet_transformers.chat.prompt_tokens", "{token}", "Prompt tokens the chat service reported.");
+
+    /// <summary>Completion tokens the chat service reported.</summary>
+    public static readonly Counter<long> ChatCompletionTokens = Meter.CreateCounter<long>("mlnet_transformers.chat.completion_tokens", "{token}", "Completion tokens the chat service reported.");
+
+    /// <summary>Rows answered from the on-disk response cache.</summary>
+    public static readonly Counter<long> ChatCacheHits = Meter.CreateCounter<long>("mlnet_transformers.chat.cache_hits", "{row}", "Rows a chat classifier answered from its response cache.");
+
+    /// <summary>Replies that named no label.</summary>
+    public static readonly Counter<long> ChatUnparsed = Meter.CreateCounter<long>("mlnet_transformers.chat.unparsed", "{row}", "Chat replies that named none of the labels.");
+
+    /// <summary>Rows whose requests failed after every retry.</summary>
+    public static readonly Counter<long> ChatFailed = Meter.CreateCounter<long>("mlnet_transformers.chat.failed", "{row}", "Rows whose chat requests failed after every retry.");
+
     /// <summary>A timestamp to pass to <see cref="Stop"/>, or 0 when nobody listens to <paramref name="stage"/>.</summary>
     public static long Start(Histogram<double> stage) => stage.Enabled ? Stopwatch.GetTimestamp() : 0;
 
