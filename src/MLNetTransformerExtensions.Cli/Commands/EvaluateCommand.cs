@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
+using MLNetTransformerExtensions.MLNet;
 using Spectre.Console;
 
 namespace MLNetTransformerExtensions.Cli.Commands;
@@ -19,17 +20,24 @@ internal static class EvaluateCommand
         {
             model, data, json, precision,
         };
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision)));
+        var chat = new ChatArguments();
+        foreach (var option in chat.All)
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision), chat.Read(parse)));
         return command;
     }
 
-    private static int Run(string modelPath, string dataPath, bool json, string? precision)
+    private static int Run(string modelPath, string dataPath, bool json, string? precision, ChatArguments.Values chat)
     {
         try
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, modelPath);
             ModelZip.UsePrecision(loaded, PrecisionOption.Parse(precision));
+            using var chatClient = chat.Attach(loaded.Model, CancellationToken.None);
             var data = TabularData.Load(ml, dataPath);
             data.Require(loaded.LabelColumn, "the model's label column");
             foreach (var (column, what) in loaded.TextColumns)
@@ -45,6 +53,12 @@ internal static class EvaluateCommand
             var used = PrecisionOption.Name(loaded.Precision);
             report.Render(AnsiConsole.Console, $"{Path.GetFileName(modelPath)} on {data.FileName}");
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Scored {report.Count} rows in {seconds:F2} s ({report.Count / seconds:F1} rows/s) in {used}.")));
+            var usage = chatClient is null ? null : loaded.Model.GetChatUsage();
+            if (usage is not null)
+            {
+                ChatArguments.Render(AnsiConsole.Console, usage, seconds);
+            }
+
             if (json)
             {
                 var result = report.ToJson();
@@ -53,6 +67,11 @@ internal static class EvaluateCommand
                 result["precision"] = used;
                 result["scoring_seconds"] = Math.Round(seconds, 3);
                 result["rows_per_second"] = Math.Round(report.Count / seconds, 1);
+                if (usage is not null)
+                {
+                    ChatArguments.AddUsage(result, usage, seconds);
+                }
+
                 Console.WriteLine(result.ToJsonString());
             }
 

@@ -19,11 +19,17 @@ internal static class PredictCommand
         var output = new Option<string>("--output") { Description = "Where to write the predictions (same format as the input).", Required = true };
         var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");
         var command = new Command("predict", "Classify every row of a TSV/CSV file with a saved model.") { model, input, output, precision };
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(precision)));
+        var chat = new ChatArguments();
+        foreach (var option in chat.All)
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(input)!, parse.GetValue(output)!, parse.GetValue(precision), chat.Read(parse)));
         return command;
     }
 
-    private static int Run(string modelPath, string inputPath, string outputPath, string? precision)
+    private static int Run(string modelPath, string inputPath, string outputPath, string? precision, ChatArguments.Values chat)
     {
         var temporary = Path.GetFullPath(outputPath) + $".{Environment.ProcessId}.tmp";
         try
@@ -31,6 +37,7 @@ internal static class PredictCommand
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, modelPath);
             ModelZip.UsePrecision(loaded, PrecisionOption.Parse(precision));
+            using var chatClient = chat.Attach(loaded.Model, CancellationToken.None);
             // Columns the model saw in training but that prediction files need not have (the label) read as empty.
             var data = TabularData.Load(ml, inputPath, loaded.InputSchema.Select(c => c.Name));
             foreach (var (column, what) in loaded.TextColumns)

@@ -19,7 +19,7 @@ internal static class TrainCommand
     private sealed record Settings(
         string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
-        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate);
+        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, ChatArguments.Values Chat);
 
     private const int DefaultEpochs = 3;
     private const double DefaultLearningRate = 5e-5;
@@ -37,11 +37,12 @@ internal static class TrainCommand
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
         var model = new Option<string?>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}). Default: {Builtin.BuiltinModels.DefaultName}; {Builtin.BuiltinModels.DecoderName} for --kind decoder or prompt." };
-        var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt) or encoder-prompt (an encoder's masked-LM head scoring label words at a mask)." };
-        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt");
+        var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt), encoder-prompt (an encoder's masked-LM head scoring label words at a mask) or chat (a chat model behind an OpenAI-compatible endpoint, zero- or few-shot: see --endpoint, --chat-model)." };
+        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt", "chat");
         var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\"" };
         var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
-        var shots = new Option<int>("--shots") { Description = "Prompt strategies: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
+        var shots = new Option<int>("--shots") { Description = "Prompt strategies and chat: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
+        var chat = new ChatArguments();
         var calibrate = new Option<bool>("--calibrate") { Description = "Prompt strategies: contextual calibration against a content-free input." };
         var epochs = new Option<int?>("--epochs") { Description = $"Passes over the training data (default {DefaultEpochs}; {SmallModelEpochs} for the built-in models)." };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per batch.", DefaultValueFactory = _ => 32 };
@@ -57,6 +58,11 @@ internal static class TrainCommand
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
             template, labelWords, shots, calibrate,
         };
+        foreach (var option in chat.All)
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction((parse, cancellation) =>
         {
             string trainFile;
@@ -80,7 +86,7 @@ internal static class TrainCommand
                 parse.GetValue(epochs) ?? (builtin ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
                 parse.GetValue(learningRate) ?? (builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
                 parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
-                parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate));
+                parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate), chat.Read(parse));
             using var signals = new StopSignals(cancellation, "Stopping after this batch; no model file will be written (Ctrl+C again quits at once).");
             return Task.FromResult(Run(settings, signals.Token));
         });
@@ -126,6 +132,10 @@ internal static class TrainCommand
             var test = s.Test is null ? null : Load(ml, s.Test, s);
             var labels = train.Read(ml, s.LabelColumn);
             CheckTrainingLabels(train, s.LabelColumn, labels);
+            if (s.Kind == "chat")
+            {
+                return RunChat(s, ml, train, validation, test, labels, cancellation);
+            }
 
             var folder = ModelArgument.Resolve(s.Model);
             var family = TransformerConfig.FromFolder(folder).Family;
@@ -196,36 +206,8 @@ internal static class TrainCommand
             ModelZip.Save(ml, model, train.View.Schema, s.Output);
             console.MarkupLine(Markup.Escape(FormattableString.Invariant($"Trained in {trainingSeconds:0.0} s; model written to {Path.GetFullPath(s.Output)}")));
 
-            var evaluation = test ?? validation;
             var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Model, ["training_seconds"] = trainingSeconds };
-            if (evaluation is not null)
-            {
-                var report = ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
-                report.Render(console, $"Transformer on {evaluation.FileName}");
-                foreach (var (key, value) in report.ToJson())
-                {
-                    result[key] = value?.DeepClone();
-                }
-
-                result["evaluated_on"] = evaluation.Path;
-                if (s.Baseline)
-                {
-                    var baseline = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
-                    var table = new Table().Border(TableBorder.Rounded).Title("Against ML.NET's classic text pipeline")
-                        .AddColumn("Model").AddColumn("Accuracy").AddColumn("Macro-F1");
-                    table.AddRow("Transformer (this run)", report.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), report.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
-                    table.AddRow("FeaturizeText + SdcaMaximumEntropy", baseline.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), baseline.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
-                    console.Write(table);
-                    result["baseline"] = new JsonObject { ["accuracy"] = baseline.Accuracy, ["macro_f1"] = baseline.MacroF1, ["log_loss"] = baseline.LogLoss };
-                }
-            }
-
-            if (s.Json)
-            {
-                Console.Out.Flush();
-                Console.WriteLine(result.ToJsonString());
-            }
-
+            Report(s, ml, model, train, test ?? validation, toKey, classNames, result, _ => { });
             return 0;
         }
         catch (OperationCanceledException)
@@ -237,6 +219,92 @@ internal static class TrainCommand
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
+        }
+    }
+
+    /// <summary>
+    /// <c>--kind chat</c>: nothing to fine-tune. Fit learns the classes and picks the demonstrations; the evaluation is
+    /// where the chat model is asked, so its usage (requests, tokens, cache hits, unparsed replies) follows the metrics.
+    /// </summary>
+    private static int RunChat(Settings s, MLContext ml, TabularData train, TabularData? validation, TabularData? test, List<string> labels, CancellationToken cancellation)
+    {
+        var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        foreach (var other in new[] { validation, test }.OfType<TabularData>())
+        {
+            ModelZip.CheckLabels(ml, other, s.LabelColumn, classNames);
+        }
+
+        using var client = s.Chat.CreateClient(s.Chat.Model);
+        var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
+        var toKey = ml.Transforms.Conversion.MapValueToKey(keyColumn, s.LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue);
+        var options = new ChatClassifierOptions
+        {
+            ModelId = s.Chat.Model!,
+            LabelColumnName = keyColumn,
+            TextColumnName = s.TextColumn,
+            SecondTextColumnName = s.SecondTextColumn,
+            PredictedLabelColumnName = ModelZip.PredictedKey,
+            ShotsPerClass = s.Shots,
+            MaximumConcurrency = s.Chat.Concurrency,
+            CacheDirectory = s.Chat.CacheDirectory,
+            CancellationToken = cancellation,
+        };
+        var console = AnsiConsole.Console;
+        console.MarkupLine(Markup.Escape($"Chat classifier {s.Chat.Model} ({(s.Shots == 0 ? "zero-shot" : $"{s.Shots} demonstrations per class")}) on {Path.GetFileName(s.Data)}: {classNames.Count} classes, nothing to train"));
+        var clock = Stopwatch.StartNew();
+        var model = toKey.Append(ml.MulticlassClassification.Trainers.ChatClassifier(client, options))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", ModelZip.PredictedKey))
+            .Fit(train.View);
+        var seconds = clock.Elapsed.TotalSeconds;
+        ModelZip.Save(ml, model, train.View.Schema, s.Output);
+        console.MarkupLine(Markup.Escape($"Model written to {Path.GetFullPath(s.Output)} (no key or endpoint in it: evaluate and predict take --endpoint again)"));
+
+        var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Chat.Model, ["kind"] = "chat", ["training_seconds"] = seconds };
+        Report(s, ml, model, train, test ?? validation, toKey, classNames, result, scoring =>
+        {
+            var usage = model.GetChatUsage();
+            ChatArguments.Render(console, usage, scoring);
+            ChatArguments.AddUsage(result, usage, scoring);
+        });
+        return 0;
+    }
+
+    /// <summary>Metrics on the evaluation file, ML.NET's classic pipeline beside them, and the <c>--json</c> line.</summary>
+    private static void Report(Settings s, MLContext ml, ITransformer model, TabularData train, TabularData? evaluation, IEstimator<ITransformer> toKey,
+        IReadOnlyList<string> classNames, JsonObject result, Action<double> afterScoring)
+    {
+        var console = AnsiConsole.Console;
+        var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
+        var what = s.Kind == "chat" ? "Chat model" : "Transformer";
+        if (evaluation is not null)
+        {
+            var clock = Stopwatch.StartNew();
+            var report = ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+            var scoring = clock.Elapsed.TotalSeconds;
+            report.Render(console, $"{what} on {evaluation.FileName}");
+            afterScoring(scoring);
+            foreach (var (key, value) in report.ToJson())
+            {
+                result[key] = value?.DeepClone();
+            }
+
+            result["evaluated_on"] = evaluation.Path;
+            if (s.Baseline)
+            {
+                var baseline = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                var table = new Table().Border(TableBorder.Rounded).Title("Against ML.NET's classic text pipeline")
+                    .AddColumn("Model").AddColumn("Accuracy").AddColumn("Macro-F1");
+                table.AddRow($"{what} (this run)", report.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), report.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
+                table.AddRow("FeaturizeText + SdcaMaximumEntropy", baseline.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), baseline.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
+                console.Write(table);
+                result["baseline"] = new JsonObject { ["accuracy"] = baseline.Accuracy, ["macro_f1"] = baseline.MacroF1, ["log_loss"] = baseline.LogLoss };
+            }
+        }
+
+        if (s.Json)
+        {
+            Console.Out.Flush();
+            Console.WriteLine(result.ToJsonString());
         }
     }
 
