@@ -162,8 +162,8 @@ internal sealed class ChatClassifier
     }
 
     /// <summary>
-    /// Refuses a new request once a budget is spent. Requests already in flight finish, so the totals can pass a
-    /// budget by at most the concurrency limit's worth of requests.
+    /// Refuses a new row's request once a budget is spent. Rows already in flight finish, with their retries, so the
+    /// totals can pass a budget by what those rows send.
     /// </summary>
     private void CheckBudget()
     {

@@ -11,6 +11,9 @@ namespace MLNetTransformerExtensions.Training;
 /// <remarks>Read it after <c>Transform</c> has been consumed (for example after <c>Evaluate</c>): scoring is lazy.</remarks>
 public sealed class ChatClassifierUsage
 {
+    /// <summary>How many problem lines are kept; the counts go on past it.</summary>
+    public const int MaximumProblems = 1000;
+
     private readonly ConcurrentQueue<string> _failures = new();
     private long _rows;
     private long _requests;
@@ -49,7 +52,10 @@ public sealed class ChatClassifierUsage
     /// <summary>Rows whose requests failed after every retry (scored by <see cref="ChatUnparsedPolicy"/>).</summary>
     public long Failed => Interlocked.Read(ref _failed);
 
-    /// <summary>One line per unparsed or failed row: its number (counted from 0 over every row this classifier scored) and what went wrong.</summary>
+    /// <summary>
+    /// One line per unparsed or failed row, the first <see cref="MaximumProblems"/> of them: the row's number (counted
+    /// from 0 over every row this classifier scored) and what went wrong.
+    /// </summary>
     public IReadOnlyList<string> Problems => [.. _failures];
 
     /// <summary>A copy of the counts as they are now.</summary>
@@ -112,14 +118,22 @@ public sealed class ChatClassifierUsage
     {
         Interlocked.Increment(ref _unparsed);
         TransformerTelemetry.ChatUnparsed.Add(1);
-        _failures.Enqueue($"row {row}: the reply names no label: {Shorten(reply)}");
+        Note($"row {row}: the reply names no label: {Shorten(reply)}");
     }
 
     internal void AddFailed(long row, string problem)
     {
         Interlocked.Increment(ref _failed);
         TransformerTelemetry.ChatFailed.Add(1);
-        _failures.Enqueue($"row {row}: {problem}");
+        Note($"row {row}: {problem}");
+    }
+
+    private void Note(string problem)
+    {
+        if (_failures.Count < MaximumProblems)
+        {
+            _failures.Enqueue(problem);
+        }
     }
 
     private static string Shorten(string reply) => reply.Length <= 200 ? reply : reply[..200] + "…";
