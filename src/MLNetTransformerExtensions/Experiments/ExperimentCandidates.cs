@@ -1,5 +1,6 @@
 using MLNetTransformerExtensions.Builtin;
 using MLNetTransformerExtensions.Hub;
+using MLNetTransformerExtensions.MLNet;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Sources;
 
@@ -37,6 +38,15 @@ public static class ExperimentCandidates
             ? [encoderHead]
             : [encoderHead, new TransformerCandidate(model, TransformerCandidateKind.EncoderPrompt, hub)];
     }
+
+    /// <summary>
+    /// A chat model as a candidate, searched over demonstrations per class. Never part of <see cref="Default"/>: it joins
+    /// only when given a client, since each trial sends one request per scored row.
+    /// </summary>
+    /// <param name="client">The client (for example <see cref="Training.ChatClients.CreateOpenAICompatible"/>); the caller disposes it.</param>
+    /// <param name="options">The options every trial starts from; <see cref="ChatClassifierOptions.ModelId"/> is required.</param>
+    /// <returns>The candidate.</returns>
+    public static IReadOnlyList<ExperimentCandidate> Chat(Microsoft.Extensions.AI.IChatClient client, ChatClassifierOptions options) => [new ChatCandidate(client, options)];
 
     /// <summary>The classic candidates, then those of the built-in encoder (<see cref="BuiltinModels.DefaultName"/>) and decoder (<see cref="BuiltinModels.DecoderName"/>).</summary>
     /// <returns>The candidates.</returns>

@@ -105,6 +105,9 @@ public sealed class ChatClassifierOptions : TextClassificationOptions
         public const int MaximumRetries = 4;
     }
 
+    /// <summary>A shallow copy, for a search that varies some options per trial.</summary>
+    internal ChatClassifierOptions Clone() => (ChatClassifierOptions)MemberwiseClone();
+
     internal ChatClassifierSettings ToSettings() => new()
     {
         ModelId = ModelId,
