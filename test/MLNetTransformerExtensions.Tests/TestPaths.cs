@@ -29,6 +29,10 @@ internal static class TestPaths
     }
 
     /// <summary>Runs a process to completion and returns its exit code and output.</summary>
+    /// <remarks>
+    /// <paramref name="timeout"/> only stops a hung process: callers set it to several times the slowest run seen on a
+    /// busy 2-core machine, never as a speed check.
+    /// </remarks>
     public static (int ExitCode, string StdOut, string StdErr) Run(string fileName, string arguments, string workingDirectory, TimeSpan timeout, IDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(fileName, arguments)

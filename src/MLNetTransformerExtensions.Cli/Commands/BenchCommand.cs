@@ -44,6 +44,7 @@ internal static class BenchCommand
             config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize, precision,
         };
         command.Subcommands.Add(PipelineBenchCommand.Create());
+        command.Subcommands.Add(SoakBenchCommand.Create());
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
             parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize),

@@ -45,9 +45,9 @@ internal static class ModelZip
         {
             model = ml.Model.Load(path, out schema);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException or IOException)
+        catch (Exception e) when (Readable(e) is { } reason)
         {
-            throw new CliException($"'{path}' is not a readable model file ({e.Message}). Train one with the train command.");
+            throw new CliException($"'{path}' is not a readable model file ({reason.Message}). Train one with the train command.");
         }
 
         var classifier = Flatten(model).OfType<TextClassificationTransformer>().FirstOrDefault();
@@ -73,6 +73,12 @@ internal static class ModelZip
         throw new CliException($"'{path}' is an ML.NET model, but not one trained by this tool (it holds no transformer classifier and no '{KeySuffix}' label column).");
     }
 
+    // ML.NET calls a component's loader by reflection and lets its exception arrive wrapped; the inner one says what is wrong.
+    private static Exception? Readable(Exception e) =>
+        e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? Readable(inner)
+        : e is InvalidOperationException or FormatException or InvalidDataException or IOException ? e
+        : null;
+
     /// <summary>Scores in <paramref name="precision"/> when one is given; otherwise as the model file says.</summary>
     public static void UsePrecision(Loaded loaded, InferencePrecision? precision)
     {
@@ -96,15 +102,28 @@ internal static class ModelZip
         }
     }
 
-    /// <summary>Saves atomically: a crash or error never leaves a partial model file at the destination.</summary>
-    public static void Save(MLContext ml, ITransformer model, DataViewSchema schema, string path)
+    /// <summary>
+    /// Saves atomically: into a temporary file beside the destination, flushed to disk, then renamed over it. A crash
+    /// or an error (a full disk) leaves the previous file, or none, at the destination, never a partial one.
+    /// </summary>
+    /// <param name="ml">The context.</param>
+    /// <param name="model">The model.</param>
+    /// <param name="schema">The model's input schema.</param>
+    /// <param name="path">The model file to create or replace.</param>
+    /// <param name="createTemporary">Opens the temporary file; tests make it fail part-way.</param>
+    public static void Save(MLContext ml, ITransformer model, DataViewSchema schema, string path, Func<string, Stream>? createTemporary = null)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temporary = full + $".{Environment.ProcessId}.tmp";
         try
         {
-            ml.Model.Save(model, schema, temporary);
+            using (var file = createTemporary?.Invoke(temporary) ?? new FileStream(temporary, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+            {
+                ml.Model.Save(model, schema, file);
+                (file as FileStream)?.Flush(flushToDisk: true);
+            }
+
             File.Move(temporary, full, overwrite: true);
         }
         finally

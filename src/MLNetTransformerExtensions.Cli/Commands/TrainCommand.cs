@@ -215,6 +215,12 @@ internal static class TrainCommand
             Console.Error.WriteLine("error: training was cancelled; no model file was written.");
             return 130;
         }
+        catch (TrainingDivergedException e)
+        {
+            // The library names its option; here it is a flag.
+            Console.Error.WriteLine($"error: {e.Message.Replace(nameof(TransformerClassifierOptions.LearningRate), "--learning-rate", StringComparison.Ordinal)} No model file was written.");
+            return 1;
+        }
         catch (Exception e) when (e is CliException or IOException or InvalidDataException or ArgumentException or InvalidOperationException or NotSupportedException or Hub.HubException)
         {
             Console.Error.WriteLine($"error: {e.Message}");

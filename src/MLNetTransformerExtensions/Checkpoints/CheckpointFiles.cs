@@ -64,7 +64,10 @@ public static class CheckpointFiles
     /// The folder has no weights, a file is damaged or hostile, a shard lacks a tensor its index places there, or
     /// two shards hold the same tensor.
     /// </exception>
-    public static Dictionary<string, torch.Tensor> LoadStateDict(string folder)
+    public static Dictionary<string, torch.Tensor> LoadStateDict(string folder) => LoadStateDict(folder, out _);
+
+    /// <summary>As <see cref="LoadStateDict(string)"/>, also telling which file each tensor came from, for messages.</summary>
+    internal static Dictionary<string, torch.Tensor> LoadStateDict(string folder, out IReadOnlyDictionary<string, string> files)
     {
         var weights = Locate(folder) ?? throw new CheckpointException(folder, null,
             $"the folder has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName}, {PyTorchName} or {PyTorchIndexName}.");
@@ -92,6 +95,7 @@ public static class CheckpointFiles
 
         foreach (var tensor in tensors.Values)
             tensor.MoveToOuterDisposeScope();
+        files = origin;
         return tensors;
     }
 

@@ -109,7 +109,12 @@ public static class SafeTensorsFile
     /// <param name="tensors">The tensors by name (any device and layout; names must be unique and non-empty).</param>
     /// <param name="metadata">Extra <c>__metadata__</c> entries; <c>format</c> is <c>pt</c> unless given here.</param>
     /// <exception cref="ArgumentException">A name is empty, reserved or repeated, or a tensor has a complex dtype.</exception>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(path, tensors, metadata, createTemporary: null);
+
+    /// <summary>As the public overload; <paramref name="createTemporary"/> opens the temporary file (tests make it fail part-way).</summary>
+    internal static void Write(string path, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata,
+        Func<string, Stream>? createTemporary)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -134,34 +139,20 @@ public static class SafeTensorsFile
             : string.CompareOrdinal(a.Name, b.Name));
         byte[] header = BuildHeader(entries.Select(e => (e.Name, e.Type.Name, e.Tensor.shape, e.Tensor.numel() * e.Type.ElementSize)), metadata);
 
-        string fullPath = Path.GetFullPath(path);
-        string temporary = Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, file =>
         {
-            using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            file.Write(length);
+            file.Write(header);
+
+            using var noGrad = torch.no_grad();
+            foreach (var entry in entries)
             {
-                Span<byte> length = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                file.Write(length);
-                file.Write(header);
-
-                using var noGrad = torch.no_grad();
-                foreach (var entry in entries)
-                {
-                    using var scope = torch.NewDisposeScope();
-                    TensorBytes.Write(file, entry.Tensor.detach().cpu().to_type(entry.Type.Stored).contiguous());
-                }
-
-                file.Flush(flushToDisk: true);
+                using var scope = torch.NewDisposeScope();
+                TensorBytes.Write(file, entry.Tensor.detach().cpu().to_type(entry.Type.Stored).contiguous());
             }
-
-            File.Move(temporary, fullPath, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        }, createTemporary);
     }
 
     private static DType WrittenType(string name, torch.ScalarType type) => type switch

@@ -29,12 +29,13 @@ public sealed class TextClassificationTrainingContext
 {
     private readonly Action<string> _log;
 
-    internal TextClassificationTrainingContext(int seed, CancellationToken cancellationToken, Action<string> log, IProgress<TrainingProgress>? progress)
+    internal TextClassificationTrainingContext(int seed, CancellationToken cancellationToken, Action<string> log, IProgress<TrainingProgress>? progress,
+        Action? afterReport = null)
     {
         Seed = seed;
         CancellationToken = cancellationToken;
         _log = log;
-        Progress = new Reporter(log, progress);
+        Progress = new Reporter(log, progress, afterReport);
     }
 
     /// <summary>
@@ -59,8 +60,11 @@ public sealed class TextClassificationTrainingContext
     /// <param name="message">The message.</param>
     public void Log(string message) => _log(message);
 
-    /// <summary>Reports synchronously, on the trainer's thread, so the log keeps the order of events.</summary>
-    private sealed class Reporter(Action<string> log, IProgress<TrainingProgress>? handler) : IProgress<TrainingProgress>
+    /// <summary>
+    /// Reports synchronously, on the trainer's thread, so the log keeps the order of events; then runs
+    /// <paramref name="afterReport"/> (the estimator checks there whether ML.NET cancelled the environment).
+    /// </summary>
+    private sealed class Reporter(Action<string> log, IProgress<TrainingProgress>? handler, Action? afterReport) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value)
         {
@@ -71,6 +75,7 @@ public sealed class TextClassificationTrainingContext
             }
 
             handler?.Report(value);
+            afterReport?.Invoke();
         }
 
         private static string Describe(TrainingProgress p)

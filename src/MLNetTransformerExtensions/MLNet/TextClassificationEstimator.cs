@@ -116,7 +116,7 @@ public sealed class TextClassificationEstimator : IEstimator<TextClassificationT
         using var channel = _host.Start("Training text classifier");
         using var cancellation = new HostCancellation(_host, _cancellationToken);
         var context = new TextClassificationTrainingContext(_host.Rand.Next(), cancellation.Token,
-            message => channel.Info(MessageSensitivity.None, message), _progress);
+            message => channel.Info(MessageSensitivity.None, message), _progress, cancellation.Poll);
         channel.Info(MessageSensitivity.None,
             $"Training a {_columns.Task.ToString().ToLowerInvariant()} '{_modelFormat}' classifier on {training.Count} rows, {labels.ClassCount} classes" +
             (validation is null ? "." : $", validating on {validation.Count} rows."));

@@ -114,10 +114,10 @@ public static class TransformerModels
             return null;
         }
 
-        var state = CheckpointFiles.LoadStateDict(folder);
+        var state = CheckpointFiles.LoadStateDict(folder, out var files);
         try
         {
-            return LoadWeights(model, state, folder);
+            return LoadWeights(model, state, folder, key => files[key], Path.Combine(folder, CheckpointFiles.ConfigName));
         }
         finally
         {
@@ -139,7 +139,12 @@ public static class TransformerModels
     /// <param name="source">The checkpoint's path, for messages.</param>
     /// <returns>What was missing, unexpected or mismatched.</returns>
     /// <exception cref="InvalidDataException">A body tensor's shape differs from the model's config.</exception>
-    public static LoadReport LoadWeights(TransformerModel model, IReadOnlyDictionary<string, Tensor> stateDict, string source)
+    public static LoadReport LoadWeights(TransformerModel model, IReadOnlyDictionary<string, Tensor> stateDict, string source) =>
+        LoadWeights(model, stateDict, source, _ => source, "config.json");
+
+    /// <summary>As the public overload; <paramref name="fileOf"/> names the file a tensor came from, so a wrong shape names it.</summary>
+    internal static LoadReport LoadWeights(TransformerModel model, IReadOnlyDictionary<string, Tensor> stateDict, string source,
+        Func<string, string> fileOf, string configPath)
     {
         var parameters = model.state_dict();
         var prefix = model.BasePrefix + ".";
@@ -164,14 +169,14 @@ public static class TransformerModels
             var tensor = stateDict[key];
             if (!tensor.shape.SequenceEqual(target.shape))
             {
-                var shapes = $"'{key}' in {source} has shape [{string.Join(", ", tensor.shape)}], but the model built from config.json expects [{string.Join(", ", target.shape)}]";
+                var shapes = $"Tensor '{key}' in '{fileOf(key)}' has shape [{string.Join(", ", tensor.shape)}], but the model built from '{configPath}' expects [{string.Join(", ", target.shape)}]";
                 if (model.HeadPrefixes.Any(h => name.StartsWith(h, StringComparison.Ordinal)))
                 {
                     mismatched.Add(name);
                     continue;
                 }
 
-                throw new InvalidDataException($"{shapes}. The weights do not belong to this config.");
+                throw new InvalidDataException($"{shapes}. The weights do not belong to this config: use the config.json saved with them.");
             }
 
             target.copy_(tensor); // copy_ casts to the parameter's dtype; a converted temporary would outlive this call

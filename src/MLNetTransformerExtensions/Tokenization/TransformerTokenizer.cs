@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
+using MLNetTransformerExtensions.Checkpoints;
 using static MLNetTransformerExtensions.Tokenization.HuggingFaceCharacterClasses;
 
 namespace MLNetTransformerExtensions.Tokenization;
@@ -281,11 +282,11 @@ public sealed class TransformerTokenizer
         {
             if (name != TokenizerLoader.TokenizerConfigFile && _files.TryGetValue(name, out var bytes))
             {
-                File.WriteAllBytes(Path.Combine(folder, name), bytes);
+                AtomicFile.WriteAllBytes(Path.Combine(folder, name), bytes);
             }
         }
 
-        File.WriteAllBytes(Path.Combine(folder, TokenizerLoader.TokenizerConfigFile), CompletedTokenizerConfig());
+        AtomicFile.WriteAllBytes(Path.Combine(folder, TokenizerLoader.TokenizerConfigFile), CompletedTokenizerConfig());
     }
 
     // Without config.json, the tokenizer class and length limit must come from tokenizer_config.json.

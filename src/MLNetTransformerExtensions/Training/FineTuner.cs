@@ -24,6 +24,7 @@ public static class FineTuner
     /// <param name="cancellationToken">Stops training within one batch.</param>
     /// <returns>The epoch whose weights the classifier ends with (the best one when validating with early stopping).</returns>
     /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
+    /// <exception cref="TrainingDivergedException">The loss, the gradient norm or a weight became NaN or infinite; the classifier's weights are then unusable.</exception>
     public static int Train(HeadClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default) =>
         TrainLoop(classifier, train, validation, options, progress, cancellationToken);
@@ -42,6 +43,7 @@ public static class FineTuner
     /// <param name="cancellationToken">Stops training within one batch.</param>
     /// <returns>The epoch whose weights the classifier ends with (0 when no epoch ran).</returns>
     /// <exception cref="OperationCanceledException">Training was cancelled.</exception>
+    /// <exception cref="TrainingDivergedException">The loss, the gradient norm or a weight became NaN or infinite; the classifier's weights are then unusable.</exception>
     public static int Train(PromptClassifier classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -113,10 +115,12 @@ public static class FineTuner
         var bestAccuracy = double.NegativeInfinity;
         var epochsWithoutImprovement = 0;
         var step = 0;
+        var lastEpoch = 0;
         try
         {
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
+                lastEpoch = epoch;
                 using var epochSpan = TransformerTelemetry.ActivitySource.StartActivity("Epoch");
                 epochSpan?.SetTag("epoch", epoch);
                 model.train();
@@ -135,9 +139,15 @@ public static class FineTuner
                     {
                         var rows = batches[b];
                         var loss = classifier.Loss([.. rows.Select(i => encoded[i])], [.. rows.Select(i => (long)train.Labels[i])]);
+                        var lossValue = loss.item<float>();
+                        if (!float.IsFinite(lossValue))
+                        {
+                            throw new TrainingDivergedException("loss", lossValue, step + 1, totalSteps, epoch, options.LearningRate);
+                        }
+
                         backward = TransformerTelemetry.Start(TransformerTelemetry.Backward);
                         (loss / options.GradientAccumulationSteps).backward();
-                        lossSum += loss.item<float>() * rows.Length;
+                        lossSum += lossValue * rows.Length;
                         seen += rows.Length;
                     }
 
@@ -157,7 +167,12 @@ public static class FineTuner
 
                     if (options.MaxGradNorm > 0)
                     {
-                        nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                        // Clipping measures the norm anyway; a NaN or infinite one would poison every weight at this step.
+                        var norm = nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                        if (!double.IsFinite(norm))
+                        {
+                            throw new TrainingDivergedException("gradient norm", norm, step + 1, totalSteps, epoch, options.LearningRate);
+                        }
                     }
 
                     optimizer.step();
@@ -207,6 +222,9 @@ public static class FineTuner
                     target.copy_(best[name]);
                 }
             }
+
+            // The last step's update is checked by no later loss; without clipping no gradient norm checked it either.
+            CheckWeightsFinite(model, step, totalSteps, lastEpoch, options.LearningRate);
         }
         finally
         {
@@ -328,6 +346,21 @@ public static class FineTuner
             new AdamW.ParamGroup(decay.Select(p => p.Parameter).ToList(), learningRate, 0.9, 0.999, 1e-8, weightDecay, false, false),
             new AdamW.ParamGroup(noDecay.Select(p => p.Parameter).ToList(), learningRate, 0.9, 0.999, 1e-8, 0.0, false, false),
         ], learningRate);
+    }
+
+    /// <summary>Throws <see cref="TrainingDivergedException"/> when a weight holds a NaN or an infinity.</summary>
+    internal static void CheckWeightsFinite(nn.Module model, int step, int totalSteps, int epoch, double learningRate)
+    {
+        using var _ = no_grad();
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            using var scope = NewDisposeScope();
+            if (!isfinite(parameter).all().item<bool>())
+            {
+                throw new TrainingDivergedException($"weight '{name}'", parameter.isnan().any().item<bool>() ? double.NaN : double.PositiveInfinity,
+                    step, totalSteps, epoch, learningRate);
+            }
+        }
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module model)

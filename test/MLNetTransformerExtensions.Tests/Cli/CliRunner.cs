@@ -7,6 +7,6 @@ internal static class CliRunner
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "mlnet-transformers.dll");
         Assert.IsTrue(File.Exists(dll), $"The CLI is not beside the tests: {dll}");
-        return TestPaths.Run("dotnet", $"\"{dll}\" {arguments}", workingDirectory ?? AppContext.BaseDirectory, timeout ?? TimeSpan.FromMinutes(5), environment);
+        return TestPaths.Run("dotnet", $"\"{dll}\" {arguments}", workingDirectory ?? AppContext.BaseDirectory, timeout ?? TimeSpan.FromMinutes(20), environment);
     }
 }

@@ -99,6 +99,9 @@ public sealed class TrainEvaluatePredictTests
             Fails($"train --data train.tsv --model \"{TestPaths.Fixtures("hf-tiny", "gpt2")}\" --kind encoder-prompt --output a.zip", "decoder", "--kind prompt");
             Fails($"train --data train.tsv --test unseen.tsv --model \"{bert}\" --output a.zip", "unseen.tsv row 2", "surprised");
             Fails($"train --data missing.tsv --model \"{bert}\" --output a.zip", "missing.tsv");
+            // Decoupled weight decay at this rate overflows the weights within a few steps.
+            Fails($"train --data train.tsv --model \"{bert}\" --epochs 2 --batch-size 8 --learning-rate 1e10 --no-baseline --output a.zip",
+                "Training diverged at step", "--learning-rate", "No model file was written");
             Assert.IsFalse(File.Exists(Path.Combine(work, "a.zip")), "no model file after a failed run");
 
             File.WriteAllText(Path.Combine(work, "broken.zip"), "not a zip");

@@ -50,8 +50,9 @@ public abstract class HubTestContext
         CacheDirectory = Cache,
         Offline = offline,
         Token = token,
-        MetadataTimeout = TimeSpan.FromSeconds(5),
-        DownloadTimeout = TimeSpan.FromSeconds(5),
+        // Bounds for a hung stand-in only: no test waits for them to fire, and a busy machine must not trip them.
+        MetadataTimeout = TimeSpan.FromMinutes(2),
+        DownloadTimeout = TimeSpan.FromMinutes(2),
         HttpMessageHandler = Track(new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false }),
     };
 

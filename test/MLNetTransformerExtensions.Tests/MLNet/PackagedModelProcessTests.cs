@@ -12,7 +12,6 @@ public sealed class PackagedModelProcessTests
 {
     [TestMethod]
     [TestCategory("Slow")]
-    [Timeout(900_000, CooperativeCancellation = true)]
     public void AModelSavedInOneProcessLoadsInAnother()
     {
         using var app = Packaging.PackagedApp.Build(ConsumerProgram);

@@ -141,25 +141,44 @@ public sealed class TextClassificationTrainingTests
     }
 
     [TestMethod]
-    [Timeout(30_000, CooperativeCancellation = true)]
-    public void CancellingTheMLContextCancelsTraining()
+    public void CancellingTheMLContextCancelsTrainingAtTheNextProgressReport()
     {
-        // MLContext.CancelExecution is internal in ML.NET 5; AutoML calls it to stop a trial.
+        // MLContext.CancelExecution is internal in ML.NET 5; AutoML calls it to stop a trial. The flag is checked on
+        // every progress report, so the token has fired when the trainer next looks, with no timer to wait for.
         var ml = new MLContext(seed: 1);
-        var cancelExecution = typeof(MLContext).GetMethod("CancelExecution", BindingFlags.Instance | BindingFlags.NonPublic)!;
         var trainer = new FakeNaiveBayesTrainer
         {
             During = context =>
             {
                 Assert.IsFalse(context.CancellationToken.IsCancellationRequested);
-                cancelExecution.Invoke(ml, null);
-                Assert.IsTrue(context.CancellationToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(10)), "the token should fire within a poll interval");
+                CancelExecution(ml);
+                context.Progress.Report(new TrainingProgress(1, 3, 1, 9, 0.5, 1e-4, 10, IsEpochEnd: false));
+                Assert.IsTrue(context.CancellationToken.IsCancellationRequested, "the report checked ML.NET's flag");
                 context.CancellationToken.ThrowIfCancellationRequested();
             },
         };
 
         Assert.ThrowsExactly<OperationCanceledException>(() => BinaryEstimator(ml, trainer).Fit(ml.Data.LoadFromEnumerable(SentimentRows(10))));
     }
+
+    [TestMethod]
+    public void ATrainerThatNeverReportsIsCancelledByThePollingTimer()
+    {
+        var ml = new MLContext(seed: 1);
+        var host = ((IHostEnvironment)ml).Register("polled");
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        using var cancellation = new HostCancellation(host, CancellationToken.None, time);
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.IsFalse(cancellation.Token.IsCancellationRequested, "nothing was cancelled yet");
+        CancelExecution(ml);
+        Assert.IsFalse(cancellation.Token.IsCancellationRequested, "no poll has run since");
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        Assert.IsTrue(cancellation.Token.IsCancellationRequested, "one poll interval later the token fired");
+    }
+
+    private static void CancelExecution(MLContext ml) =>
+        typeof(MLContext).GetMethod("CancelExecution", BindingFlags.Instance | BindingFlags.NonPublic)!.Invoke(ml, null);
 
     [TestMethod]
     public void ACatalogGivesTheEnvironmentForAnEstimator()

@@ -92,4 +92,38 @@ public sealed class ModelLifetimeTests
 
         Assert.AreEqual(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
+
+    [TestMethod]
+    public void AWeightOfTheRightSizeButAnotherShapeIsRefusedNamingTheFileTheTensorAndBothShapes()
+    {
+        // The same bytes, another shape: only the config tells them apart.
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var source = TestPaths.Fixtures("hf-tiny", "bert");
+            foreach (var file in Directory.GetFiles(source))
+            {
+                File.Copy(file, Path.Combine(work, Path.GetFileName(file)));
+            }
+
+            const string key = "bert.encoder.layer.0.intermediate.dense.weight";
+            var weights = Path.Combine(work, "model.safetensors");
+            using (var scope = NewDisposeScope())
+            {
+                var tensors = SafeTensorsFile.Read(weights);
+                tensors[key] = tensors[key].reshape(64, 37);
+                SafeTensorsFile.Write(weights, tensors);
+            }
+
+            var error = Assert.ThrowsExactly<InvalidDataException>(() =>
+                TransformerModels.LoadForSequenceClassification(work, out _).Dispose());
+
+            StringAssert.Contains(error.Message, $"Tensor '{key}' in '{weights}' has shape [64, 37]");
+            StringAssert.Contains(error.Message, $"the model built from '{Path.Combine(work, "config.json")}' expects [37, 64]");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
 }

@@ -40,7 +40,6 @@ public sealed partial class PackageConsumerTests
 
     [TestMethod]
     [TestCategory("Slow")]
-    [Timeout(900_000, CooperativeCancellation = true)]
     public void ThePackagesCarryWhatTheirPagesAndDebuggersNeed()
     {
         using (var zip = ZipFile.OpenRead(PackagePath("MLNetTransformerExtensions", "nupkg")))
@@ -79,7 +78,6 @@ public sealed partial class PackageConsumerTests
 
     [TestMethod]
     [TestCategory("Slow")]
-    [Timeout(1_200_000, CooperativeCancellation = true)]
     [DataRow("5.0.1")]
     [DataRow("6.0.0")]
     public void AConsoleAppFitsTheDefaultModelOfflineWithTheMLNetItAlreadyUses(string mlNetVersion)

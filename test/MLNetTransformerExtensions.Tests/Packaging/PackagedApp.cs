@@ -60,14 +60,14 @@ public sealed class PackagedApp : IDisposable
             File.WriteAllText(Path.Combine(folder, name), content);
         }
 
-        var build = TestPaths.Run("dotnet", "build -c Release -v q", folder, TimeSpan.FromMinutes(8), Environment);
+        var build = TestPaths.Run("dotnet", "build -c Release -v q", folder, TimeSpan.FromMinutes(30), Environment);
         Assert.AreEqual(0, build.ExitCode, build.StdOut + build.StdErr);
         return app;
     }
 
     /// <summary>Runs the built app with arguments, and with further environment variables if given.</summary>
     public (int ExitCode, string StdOut, string StdErr) Run(string arguments = "", IReadOnlyDictionary<string, string>? environment = null) =>
-        TestPaths.Run("dotnet", $"run -c Release --no-build -- {arguments}", Folder, TimeSpan.FromMinutes(5),
+        TestPaths.Run("dotnet", $"run -c Release --no-build -- {arguments}", Folder, TimeSpan.FromMinutes(20),
             new Dictionary<string, string>(Environment.Concat(environment ?? new Dictionary<string, string>())));
 
     public void Dispose() => Directory.Delete(Folder, recursive: true);
@@ -102,7 +102,7 @@ public sealed class PackagedApp : IDisposable
         foreach (var id in PackageIds.Reverse())
         {
             var project = Path.Combine(root, "src", id, id + ".csproj");
-            var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(5));
+            var pack = TestPaths.Run("dotnet", $"pack \"{project}\" -c Release -o \"{feed}\" -p:PackageVersion={version} -v q", root, TimeSpan.FromMinutes(20));
             Assert.AreEqual(0, pack.ExitCode, pack.StdOut + pack.StdErr);
         }
 

@@ -112,6 +112,14 @@ internal static class TextClassificationPersistence
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(ctx);
+        ctx.CheckAtModel();
+        if (ctx.Header.ModelVerReadable > PrecisionVersion)
+        {
+            // ML.NET's own check would say only that the version is unsupported; say which, and what to do.
+            throw new FormatException(FormattableString.Invariant(
+                $"The text classifier in this model file is in format version 0x{ctx.Header.ModelVerReadable:X8}, written by a newer MLNetTransformerExtensions; this version reads up to 0x{PrecisionVersion:X8}. Load it with the version of the library that saved it, or a later one."));
+        }
+
         ctx.CheckAtModel(GetVersionInfo());
 
         var task = (TextClassificationTask)ctx.Reader.ReadInt32();

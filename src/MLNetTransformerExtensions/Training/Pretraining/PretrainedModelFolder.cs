@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using MLNetTransformerExtensions.Checkpoints;
@@ -54,13 +55,15 @@ internal static class PretrainedModelFolder
         WriteAtomically(Path.Combine(folder, "config.json"), config.ToJsonString(Indented) + "\n");
     }
 
-    /// <summary>Writes a text file by rename, so a reader never sees half of it.</summary>
-    public static void WriteAtomically(string path, string text)
-    {
-        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
-    }
+    /// <summary>
+    /// Writes a text file by rename, so a reader never sees half of it, and a failed write (a full disk) leaves the
+    /// previous file and no temporary one.
+    /// </summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="text">Its content, as UTF-8 without a byte-order mark.</param>
+    /// <param name="createTemporary">Opens the temporary file; tests make it fail part-way.</param>
+    public static void WriteAtomically(string path, string text, Func<string, Stream>? createTemporary = null) =>
+        AtomicFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(text), createTemporary);
 
     /// <summary>The longest input the position table allows (RoBERTa's positions start after its padding index).</summary>
     public static int PositionLimit(TransformerConfig config) =>

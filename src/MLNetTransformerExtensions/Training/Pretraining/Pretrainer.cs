@@ -69,6 +69,7 @@ public static class Pretrainer
     /// <exception cref="Checkpoints.CheckpointException">The checkpoint to resume is damaged; the message names the file.</exception>
     /// <exception cref="InvalidDataException">The input holds no text to train on, or the model or tokenizer does not suit the kind.</exception>
     /// <exception cref="OperationCanceledException">The run was cancelled (after writing a checkpoint).</exception>
+    /// <exception cref="TrainingDivergedException">The loss, the gradient norm or a weight became NaN or infinite; nothing of that step was written (an earlier checkpoint stays as it was).</exception>
     public static PretrainingResult Train(IReadOnlyList<string> inputFiles, string outputFolder, PretrainingOptions options,
         IProgress<PretrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -320,8 +321,11 @@ public static class Pretrainer
             return result;
         }
 
-        /// <summary>One optimiser step in one dispose scope; its random draws are seeded by the step's number.</summary>
-        private (double Loss, long Tokens) TrainStep(List<int[]> rows, int step, double learningRate)
+        /// <summary>
+        /// One optimiser step in one dispose scope; its random draws are seeded by the step's number. A NaN or infinite
+        /// loss or gradient norm stops the run before the step changes the weights, so no checkpoint or export holds them.
+        /// </summary>
+        private (double Loss, long Tokens) TrainStep(List<int[]> rows, int step, int totalSteps, int epoch, double learningRate)
         {
             var model = _model!;
             var optimizer = _optimizer!;
@@ -330,20 +334,32 @@ public static class Pretrainer
             var batch = PackedBatch.Collate(rows, _tokenizer.PadTokenId);
             var (sum, count) = Objective(batch);
             var loss = sum / Math.Max(count, 1);
+            var lossValue = loss.item<float>();
+            if (!float.IsFinite(lossValue))
+            {
+                throw new TrainingDivergedException("loss", lossValue, step + 1, totalSteps, epoch, _learningRate);
+            }
+
             loss.backward();
             foreach (var group in optimizer.ParamGroups)
             {
                 group.LearningRate = learningRate;
             }
 
+            // Clipping measures the norm anyway; without clipping, a bad update shows in the next step's loss, and the
+            // last step's in the weights checked before the export.
             if (_options.MaxGradNorm > 0)
             {
-                nn.utils.clip_grad_norm_(model.parameters(), _options.MaxGradNorm);
+                var norm = nn.utils.clip_grad_norm_(model.parameters(), _options.MaxGradNorm);
+                if (!double.IsFinite(norm))
+                {
+                    throw new TrainingDivergedException("gradient norm", norm, step + 1, totalSteps, epoch, _learningRate);
+                }
             }
 
             optimizer.step();
             optimizer.zero_grad();
-            return (loss.item<float>(), batch.RealTokens);
+            return (lossValue, batch.RealTokens);
         }
 
         private (Tensor Sum, long Count) Objective(PackedBatch batch) => IsEncoder
@@ -644,7 +660,8 @@ public static class Pretrainer
                         }
 
                         _clock.Start();
-                        var (loss, tokens) = run.TrainStep(rows, Step, Rate = FineTuner.LearningRate(Step, totalSteps, _warmupSteps, run._learningRate));
+                        var (loss, tokens) = run.TrainStep(rows, Step, totalSteps, _position.Epoch + 1,
+                            Rate = FineTuner.LearningRate(Step, totalSteps, _warmupSteps, run._learningRate));
                         _clock.Stop();
                         Step++;
                         _sessionTokens += tokens;
@@ -734,6 +751,8 @@ public static class Pretrainer
 
             private void Checkpoint()
             {
+                // Without clipping no gradient norm is checked, and the last step's update by no later loss.
+                FineTuner.CheckWeightsFinite(run._model!, Step, totalSteps, Math.Max(1, EpochsBegun), run._learningRate);
                 PretrainingCheckpoint.Write(run._output, run._model!, run._tokenizer, run._config, run._optimizer!, run._parameterNames, State());
                 _lastCheckpoint = Step;
                 Report(PretrainingStage.Checkpointed);
