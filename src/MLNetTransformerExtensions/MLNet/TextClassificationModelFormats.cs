@@ -4,6 +4,7 @@ using MLNetTransformerExtensions.MLNet;
 // The model formats this library writes, and the loaders that read them back.
 [assembly: TextClassificationModelFormat(HeadClassificationModel.Format, typeof(HeadClassificationModelLoader))]
 [assembly: TextClassificationModelFormat(PromptClassificationModel.Format, typeof(PromptClassificationModelLoader))]
+[assembly: TextClassificationModelFormat(SetFitClassificationModel.Format, typeof(SetFitClassificationModelLoader))]
 
 namespace MLNetTransformerExtensions.MLNet;
 
