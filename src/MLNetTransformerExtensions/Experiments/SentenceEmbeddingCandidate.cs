@@ -81,6 +81,8 @@ public sealed class SentenceEmbeddingCandidate : ExperimentCandidate
             ModelPath = _folder ?? Model,
             Hub = _hub,
         })
+            // L-BFGS reads its data many times: embed once, not once per pass.
+            .AppendCacheCheckpoint(mlContext)
             .Append(mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
             {
                 LabelColumnName = setup.LabelKeyColumnName,

@@ -18,6 +18,7 @@ namespace MLNetTransformerExtensions.MLNet;
 /// <code>
 /// var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
 ///     .Append(ml.Transforms.Text.ApplySentenceEmbedding("Features", "Text"))
+///     .AppendCacheCheckpoint(ml) // embed once: trainers read their data many times
 ///     .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy());
 /// </code>
 /// </example>

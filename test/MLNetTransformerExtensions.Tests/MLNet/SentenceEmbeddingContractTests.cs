@@ -83,6 +83,7 @@ public sealed class SentenceEmbeddingContractTests
 
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.Transforms.Text.ApplySentenceEmbedding("Features", "Text"))
+            .AppendCacheCheckpoint(ml)
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy());
         var model = pipeline.Fit(data);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(new[]
@@ -93,6 +94,7 @@ public sealed class SentenceEmbeddingContractTests
         Assert.AreEqual(1.0, metrics.MicroAccuracy, "two clearly separated topics");
 
         var clusters = ml.Transforms.Text.ApplySentenceEmbedding("Features", "Text")
+            .AppendCacheCheckpoint(ml)
             .Append(ml.Clustering.Trainers.KMeans(numberOfClusters: 2))
             .Fit(data)
             .Transform(data)
