@@ -50,9 +50,14 @@ internal sealed class SetFitTrainer(SetFitOptions options) : ITextClassification
 
     private sealed class HeadRow
     {
-        public uint Label { get; set; }
+        public string Label { get; set; } = string.Empty;
 
         public float[] Features { get; set; } = [];
+    }
+
+    private sealed class ClassRow
+    {
+        public string Label { get; set; } = string.Empty;
     }
 
     /// <summary>Fits L-BFGS maximum entropy on the embeddings and reads its weights back as the head's matrix and biases.</summary>
@@ -60,17 +65,19 @@ internal sealed class SetFitTrainer(SetFitOptions options) : ITextClassification
     {
         var ml = new MLContext(seed);
         var schema = SchemaDefinition.Create(typeof(HeadRow));
-        schema[nameof(HeadRow.Label)].ColumnType = new KeyDataViewType(typeof(uint), classes);
         schema[nameof(HeadRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, dimension);
-        var data = ml.Data.LoadFromEnumerable(embeddings.Select((e, i) => new HeadRow { Label = (uint)labels[i] + 1, Features = e }), schema);
-        var trainer = ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
-        {
-            LabelColumnName = nameof(HeadRow.Label),
-            FeatureColumnName = nameof(HeadRow.Features),
-            L1Regularization = options.HeadL1Regularization,
-            L2Regularization = options.HeadL2Regularization,
-        });
-        var head = trainer.Fit(data).Model;
+        var data = ml.Data.LoadFromEnumerable(embeddings.Select((e, i) => new HeadRow { Label = Text(labels[i]), Features = e }), schema);
+        // Every class gets a key, in class-index order, seen in the rows or not, so the head has one row per class.
+        var allClasses = ml.Data.LoadFromEnumerable(Enumerable.Range(0, classes).Select(k => new ClassRow { Label = Text(k) }));
+        var pipeline = ml.Transforms.Conversion.MapValueToKey(nameof(HeadRow.Label), keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByOccurrence, keyData: allClasses)
+            .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
+            {
+                LabelColumnName = nameof(HeadRow.Label),
+                FeatureColumnName = nameof(HeadRow.Features),
+                L1Regularization = options.HeadL1Regularization,
+                L2Regularization = options.HeadL2Regularization,
+            }));
+        var head = pipeline.Fit(data).LastTransformer.Model;
         VBuffer<float>[] weights = [];
         head.GetWeights(ref weights, out var count);
         if (count != classes)
@@ -86,4 +93,6 @@ internal sealed class SetFitTrainer(SetFitOptions options) : ITextClassification
         }).ToArray();
         return (rows, [.. head.GetBiases()]);
     }
+
+    private static string Text(int classIndex) => classIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
