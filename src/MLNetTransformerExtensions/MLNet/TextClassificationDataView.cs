@@ -5,16 +5,17 @@ using MLNetTransformerExtensions.Diagnostics;
 namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>
-/// What <see cref="TextClassificationTransformer.Transform"/> returns: the input's rows with the
-/// classifier's outputs added, computed lazily, one model call per batch of rows as a cursor moves.
+/// What <see cref="TextClassificationTransformer.Transform"/> and <see cref="SentenceEmbeddingTransformer.Transform"/>
+/// return: the input's rows with the model's outputs added, computed lazily, one model call per batch of rows as a
+/// cursor moves.
 /// </summary>
 /// <remarks>
 /// A cursor that reads no output column passes the input through without calling the model. Otherwise it
-/// reads up to <see cref="TextClassificationTransformer.BatchSize"/> input rows ahead, copies their active
+/// reads up to <see cref="IBatchedTextBinding.BatchSize"/> input rows ahead, copies their active
 /// columns (upstream getters may reuse their buffers), scores them in one call and then serves them.
 /// Only one batch is ever held in memory.
 /// </remarks>
-internal sealed class TextClassificationDataView(TextClassificationBinding binding, IDataView input) : IDataView
+internal sealed class TextClassificationDataView(IBatchedTextBinding binding, IDataView input) : IDataView
 {
     public DataViewSchema Schema => binding.Output;
 
@@ -46,7 +47,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
         [GetRowCursor(columnsNeeded, rand)];
 
     /// <summary>Serves the input's rows unchanged; the output columns are inactive.</summary>
-    private sealed class PassThroughCursor(TextClassificationBinding binding, DataViewRowCursor input) : DataViewRowCursor
+    private sealed class PassThroughCursor(IBatchedTextBinding binding, DataViewRowCursor input) : DataViewRowCursor
     {
         public override DataViewSchema Schema => binding.Output;
 
@@ -85,7 +86,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
     /// <summary>Reads a batch of rows ahead, scores it with one model call, then serves its rows.</summary>
     private sealed class BatchingCursor : DataViewRowCursor
     {
-        private readonly TextClassificationBinding _binding;
+        private readonly IBatchedTextBinding _binding;
         private readonly DataViewRowCursor _input;
         private readonly bool[] _active;
         private readonly ColumnBuffer?[] _buffers;
@@ -102,12 +103,12 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
         private long _position = -1;
         private bool _inputDone;
 
-        public BatchingCursor(TextClassificationBinding binding, DataViewRowCursor input, bool[] active)
+        public BatchingCursor(IBatchedTextBinding binding, DataViewRowCursor input, bool[] active)
         {
             _binding = binding;
             _input = input;
             _active = active;
-            var batchSize = binding.Parent.BatchSize;
+            var batchSize = binding.BatchSize;
             _ids = new DataViewRowId[batchSize];
             _texts = new string[batchSize];
             _secondTexts = binding.SecondText is null ? null : new string[batchSize];
@@ -223,7 +224,7 @@ internal sealed class TextClassificationDataView(TextClassificationBinding bindi
                 return false;
             }
 
-            _probabilities = _binding.Parent.Predict(
+            _probabilities = _binding.Compute(
                 new ArraySegment<string>(_texts, 0, _count),
                 _secondTexts is null ? null : (IReadOnlyList<string>)new ArraySegment<string>(_secondTexts, 0, _count));
             return true;

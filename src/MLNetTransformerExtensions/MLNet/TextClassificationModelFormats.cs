@@ -5,6 +5,7 @@ using MLNetTransformerExtensions.MLNet;
 [assembly: TextClassificationModelFormat(HeadClassificationModel.Format, typeof(HeadClassificationModelLoader))]
 [assembly: TextClassificationModelFormat(PromptClassificationModel.Format, typeof(PromptClassificationModelLoader))]
 [assembly: TextClassificationModelFormat(ChatClassificationModel.Format, typeof(ChatClassificationModelLoader))]
+[assembly: TextClassificationModelFormat(SetFitClassificationModel.Format, typeof(SetFitClassificationModelLoader))]
 
 namespace MLNetTransformerExtensions.MLNet;
 

@@ -7,7 +7,7 @@ namespace MLNetTransformerExtensions.MLNet;
 /// Scores one row at a time, for <c>PredictionEngine</c> and transformer chains. The probabilities of a
 /// row are cached by its position, so reading several output columns of a row costs one model call.
 /// </summary>
-internal sealed class TextClassificationRowMapper(TextClassificationBinding binding) : IRowToRowMapper
+internal sealed class TextClassificationRowMapper(IBatchedTextBinding binding) : IRowToRowMapper
 {
     public DataViewSchema InputSchema => binding.Input;
 
@@ -44,7 +44,7 @@ internal sealed class TextClassificationRowMapper(TextClassificationBinding bind
 
     private sealed class MappedRow : DataViewRow
     {
-        private readonly TextClassificationBinding _binding;
+        private readonly IBatchedTextBinding _binding;
         private readonly DataViewRow _input;
         private readonly bool[] _active;
         private readonly Delegate?[] _outputGetters;
@@ -53,7 +53,7 @@ internal sealed class TextClassificationRowMapper(TextClassificationBinding bind
         private long _cachedPosition = -1;
         private float[] _cached = [];
 
-        public MappedRow(TextClassificationBinding binding, DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
+        public MappedRow(IBatchedTextBinding binding, DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
         {
             _binding = binding;
             _input = input;
@@ -104,7 +104,7 @@ internal sealed class TextClassificationRowMapper(TextClassificationBinding bind
             {
                 var text = TextClassificationDataView.ReadText(_text!);
                 var second = _secondText is null ? null : new[] { TextClassificationDataView.ReadText(_secondText) };
-                _cached = _binding.Parent.Predict([text], second)[0];
+                _cached = _binding.Compute([text], second)[0];
                 _cachedPosition = _input.Position;
             }
 

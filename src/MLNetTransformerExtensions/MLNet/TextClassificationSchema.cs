@@ -190,7 +190,7 @@ internal static class TextClassificationSchema
         SchemaShapes.Key(ScoreColumnSetIdKind, NumberDataViewType.UInt32),
     ];
 
-    private static void CheckText(DataViewSchema schema, string name, string role)
+    public static void CheckText(DataViewSchema schema, string name, string role)
     {
         var column = Find(schema, name, role);
         if (column.Type is not TextDataViewType)
@@ -199,7 +199,7 @@ internal static class TextClassificationSchema
         }
     }
 
-    private static void CheckTextShape(SchemaShape schema, string name, string role)
+    public static void CheckTextShape(SchemaShape schema, string name, string role)
     {
         var column = FindShape(schema, name, role);
         if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.IsKey || column.ItemType is not TextDataViewType)

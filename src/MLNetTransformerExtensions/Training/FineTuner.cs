@@ -60,6 +60,11 @@ public static class FineTuner
         return epoch;
     }
 
+    /// <summary>Trains any <see cref="ITrainableClassifier{TRow}"/> with this loop (SetFit's contrastive step trains on text pairs with it).</summary>
+    internal static int TrainPairs<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken) =>
+        TrainLoop(classifier, train, null, options, progress, cancellationToken);
+
     private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {

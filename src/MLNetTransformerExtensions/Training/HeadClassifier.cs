@@ -242,28 +242,14 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
     }
 
     /// <summary>Tokenizes one row; an input with no tokens (a decoder's empty text) becomes the end-of-text token alone.</summary>
-    internal EncodedText Encode(string text, string? secondText)
-    {
-        var encoded = Tokenizer.Encode(text ?? string.Empty, secondText, MaxLength);
-        if (encoded.InputIds.Length == 0)
-        {
-            var id = Tokenizer.EosTokenId ?? Tokenizer.PadTokenId;
-            return encoded with { InputIds = [id], TokenTypeIds = [0] };
-        }
-
-        return encoded;
-    }
+    internal EncodedText Encode(string text, string? secondText) => Batches.EncodeNonEmpty(Tokenizer, text, secondText, MaxLength);
 
     /// <summary>Logits (B, K), in the model's dtype, of already-tokenized rows, padded on the right.</summary>
     private Tensor Logits(SequenceClassificationModel model, IReadOnlyList<EncodedText> rows)
     {
-        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
-        var batch = EncodedBatch.Pad(rows, Tokenizer.PadTokenId);
-        var (ids, mask, types) = Batches.ToTensors(batch);
-        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
-        TransformerTelemetry.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        var (ids, mask, types) = Batches.Prepare(rows, Tokenizer.PadTokenId, model.Config);
         var forward = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var logits = model.forward(ids, mask, model.Config.Family is ModelFamily.Bert ? types : null);
+        var logits = model.forward(ids, mask, types);
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
         return logits;
     }
@@ -340,6 +326,33 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
 /// <summary>Padded batches as tensors.</summary>
 internal static class Batches
 {
+    /// <summary>Tokenizes one row; an input with no tokens (a decoder's empty text) becomes the end-of-text token alone.</summary>
+    public static EncodedText EncodeNonEmpty(TransformerTokenizer tokenizer, string? text, string? secondText, int maxLength)
+    {
+        var encoded = tokenizer.Encode(text ?? string.Empty, secondText, maxLength);
+        if (encoded.InputIds.Length == 0)
+        {
+            var id = tokenizer.EosTokenId ?? tokenizer.PadTokenId;
+            return encoded with { InputIds = [id], TokenTypeIds = [0] };
+        }
+
+        return encoded;
+    }
+
+    /// <summary>
+    /// Pads rows on the right into token ids, attention mask and token types (B, T), timed as batching and counted;
+    /// the token types are null for families that take none (only BERT reads them).
+    /// </summary>
+    public static (Tensor Ids, Tensor Mask, Tensor? Types) Prepare(IReadOnlyList<EncodedText> rows, int padId, TransformerConfig config)
+    {
+        var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
+        var batch = EncodedBatch.Pad(rows, padId);
+        var (ids, mask, types) = ToTensors(batch);
+        TransformerTelemetry.Stop(TransformerTelemetry.Batching, batching);
+        TransformerTelemetry.CountBatch(batch.Lengths.Sum(), (long)batch.BatchSize * batch.SequenceLength);
+        return (ids, mask, config.Family is ModelFamily.Bert ? types : null);
+    }
+
     /// <summary>Token ids, attention mask and token types of a padded batch: (B, T) int64 each.</summary>
     public static (Tensor Ids, Tensor Mask, Tensor Types) ToTensors(EncodedBatch batch)
     {

@@ -70,6 +70,38 @@ public sealed class TrainEvaluatePredictTests
 
     [TestMethod]
     [TestCategory("Slow")]
+    [DataRow("setfit", "--iterations 2")]
+    [DataRow("embedding", "")]
+    public void SetFitAndTheLinearProbeTrainEvaluateAndPredict(string kind, string arguments)
+    {
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            // A few examples per class: what SetFit is for.
+            WriteData(Path.Combine(work, "train.tsv"), SyntheticReviews.ThreeClasses(24, seed: 41));
+            WriteData(Path.Combine(work, "test.tsv"), SyntheticReviews.ThreeClasses(30, seed: 42));
+            var (exit, stdout, stderr) = CliRunner.Run($"train --data train.tsv --test test.tsv --kind {kind} {arguments} --output model.zip --json --no-baseline", work);
+            Assert.AreEqual(0, exit, stderr + stdout);
+            var trained = LastJsonLine(stdout);
+            Assert.IsGreaterThan(0.6, trained.GetProperty("accuracy").GetDouble(), stdout);
+
+            (exit, stdout, stderr) = CliRunner.Run("evaluate --model model.zip --data test.tsv --json", work);
+            Assert.AreEqual(0, exit, stderr);
+            Assert.AreEqual(trained.GetProperty("accuracy").GetDouble(), LastJsonLine(stdout).GetProperty("accuracy").GetDouble(), "the saved model scores as the trained one");
+
+            File.WriteAllLines(Path.Combine(work, "in.tsv"), ["Text", "what a wonderful evening at the cinema"]);
+            (exit, _, stderr) = CliRunner.Run("predict --model model.zip --input in.tsv --output out.tsv", work);
+            Assert.AreEqual(0, exit, stderr);
+            Assert.HasCount(2, File.ReadAllLines(Path.Combine(work, "out.tsv")));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    [TestCategory("Slow")]
     public void BadInputIsAClearErrorAndWritesNoModel()
     {
         var work = TestPaths.NewTempDirectory();

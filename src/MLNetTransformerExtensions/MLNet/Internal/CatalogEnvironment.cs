@@ -20,4 +20,11 @@ internal static class CatalogEnvironment
         ArgumentNullException.ThrowIfNull(catalog);
         return CatalogUtils.GetEnvironment(catalog);
     }
+
+    /// <summary>The environment of the text transforms, <c>mlContext.Transforms.Text</c>.</summary>
+    public static IHostEnvironment GetHostEnvironment(this TransformsCatalog.TextTransforms catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return CatalogUtils.GetEnvironment(catalog);
+    }
 }

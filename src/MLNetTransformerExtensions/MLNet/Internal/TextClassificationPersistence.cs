@@ -256,7 +256,7 @@ internal static class TextClassificationPersistence
         }
     }
 
-    private static string NewTemporaryFolder()
+    internal static string NewTemporaryFolder()
     {
         var folder = Path.Combine(Path.GetTempPath(), "MLNetTransformerExtensions", "classifier-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(folder);

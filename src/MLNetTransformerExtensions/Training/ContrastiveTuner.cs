@@ -1,0 +1,85 @@
+using MLNetTransformerExtensions.Diagnostics;
+using MLNetTransformerExtensions.Tokenization;
+using static TorchSharp.torch;
+
+namespace MLNetTransformerExtensions.Training;
+
+/// <summary>
+/// SetFit's first step: fine-tunes a <see cref="SentenceEncoder"/> on pairs of texts so that texts of the same label
+/// embed close together and texts of different labels apart, with sentence-transformers' <c>CosineSimilarityLoss</c>
+/// (the mean squared error between the pair's cosine similarity and its target, 1 or 0). The loop is
+/// <see cref="FineTuner"/>'s: AdamW, warm-up and linear decay, clipping, progress, cancellation, seed.
+/// </summary>
+internal sealed class ContrastiveTuner(SentenceEncoder encoder) : ITrainableClassifier<(EncodedText First, EncodedText Second)>
+{
+    /// <summary>Trains the encoder in place on pairs drawn from the labelled rows.</summary>
+    /// <param name="encoder">The encoder to fine-tune.</param>
+    /// <param name="train">The labelled rows (second texts are ignored).</param>
+    /// <param name="iterations">Pair-generation rounds (SetFit's <c>num_iterations</c>).</param>
+    /// <param name="pairCount">A number of pairs instead, or null.</param>
+    /// <param name="options">Epochs, batch size (pairs per step), learning rate, seed…</param>
+    /// <param name="progress">Receives progress after each step and each epoch, or null.</param>
+    /// <param name="cancellationToken">Stops training within one batch.</param>
+    /// <returns>The number of pairs trained on.</returns>
+    public static int Train(SentenceEncoder encoder, LabeledTexts train, int iterations, int? pairCount, FineTuningOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var pairs = ContrastivePairs.Generate(train.Labels, iterations, pairCount, options.Seed);
+        var pairTexts = new LabeledTexts(
+            [.. pairs.Select(p => train.Texts[p.First])],
+            [.. pairs.Select(p => train.Texts[p.Second])],
+            [.. pairs.Select(p => p.Similar ? 1 : 0)]);
+        FineTuner.TrainPairs(new ContrastiveTuner(encoder), pairTexts, options, progress, cancellationToken);
+        return pairs.Count;
+    }
+
+    public TorchSharp.torch.nn.Module Module => encoder.Model;
+
+    /// <summary>Dissimilar (0) or similar (1).</summary>
+    public int ClassCount => 2;
+
+    public (EncodedText First, EncodedText Second) EncodeForTraining(string text, string? secondText) =>
+        (encoder.Encode(text), encoder.Encode(secondText));
+
+    public int TokenCount((EncodedText First, EncodedText Second) row) => Math.Max(row.First.Length, row.Second.Length);
+
+    public Tensor Loss(IReadOnlyList<(EncodedText First, EncodedText Second)> rows, long[] labels)
+    {
+        // Both sides in one padded pass: (2B, H), first texts then second texts.
+        var vectors = encoder.Vectors(encoder.Model, [.. rows.Select(r => r.First), .. rows.Select(r => r.Second)]);
+        var loss = TransformerTelemetry.Start(TransformerTelemetry.Forward);
+        var first = vectors[..rows.Count];                                                   // (B, H)
+        var second = vectors[rows.Count..];                                                  // (B, H)
+        var similarity = nn.functional.cosine_similarity(first, second, dim: 1);             // (B)
+        var result = nn.functional.mse_loss(similarity, tensor(labels).to(ScalarType.Float32));
+        TransformerTelemetry.Stop(TransformerTelemetry.Forward, loss);
+        return result;
+    }
+
+    /// <summary>For validation on pairs: the cosine similarity mapped to [0, 1] as the probability of "similar".</summary>
+    public float[][] PredictProbabilities(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts, int batchSize)
+    {
+        var first = encoder.EmbedIn(texts, batchSize, InferencePrecision.Float32);
+        var second = encoder.EmbedIn(secondTexts ?? texts, batchSize, InferencePrecision.Float32);
+        return [.. first.Select((u, i) =>
+        {
+            var v = second[i];
+            double dot = 0, uu = 0, vv = 0;
+            for (var d = 0; d < u.Length; d++)
+            {
+                dot += (double)u[d] * v[d];
+                uu += (double)u[d] * u[d];
+                vv += (double)v[d] * v[d];
+            }
+
+            var similar = (float)Math.Clamp((1 + (dot / Math.Max(Math.Sqrt(uu * vv), 1e-12))) / 2, 0, 1);
+            return new[] { 1 - similar, similar };
+        })];
+    }
+
+    public void BeforeValidation()
+    {
+    }
+
+    public void WeightsChanged() => encoder.WeightsChanged();
+}
