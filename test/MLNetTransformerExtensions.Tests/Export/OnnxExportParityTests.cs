@@ -112,7 +112,8 @@ public sealed class OnnxExportParityTests
         }, shape)).ToArray();
         try
         {
-            using var outputs = session.Run(new RunOptions(), names, values, ["logits"]);
+            using var runOptions = new RunOptions();
+            using var outputs = session.Run(runOptions, names, values, ["logits"]);
             return outputs[0].GetTensorDataAsSpan<float>().ToArray();
         }
         finally
