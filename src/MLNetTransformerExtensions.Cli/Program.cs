@@ -7,6 +7,7 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(ExperimentCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(EmbedCommand.Create());
 root.Subcommands.Add(VocabCommand.Create());

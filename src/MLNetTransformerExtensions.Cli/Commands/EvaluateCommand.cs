@@ -12,7 +12,7 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A model file written by train.", Required = true };
+        var model = new Option<string>("--model") { Description = "A model file written by train, or a folder written by export (ONNX).", Required = true };
         var data = new Option<string>("--data") { Description = "Labelled data: a TSV or CSV file with a header row and the training columns.", Required = true };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
         var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");

@@ -1,6 +1,8 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLNetTransformerExtensions.Export;
 using MLNetTransformerExtensions.MLNet;
+using MLNetTransformerExtensions.Onnx;
 using MLNetTransformerExtensions.Training;
 
 namespace MLNetTransformerExtensions.Cli.Commands;
@@ -34,6 +36,11 @@ internal static class ModelZip
 
     public static Loaded Load(MLContext ml, string path)
     {
+        if (Directory.Exists(path))
+        {
+            return LoadExported(ml, path);
+        }
+
         if (!File.Exists(path))
         {
             throw new CliException($"The model file '{path}' does not exist.");
@@ -78,6 +85,58 @@ internal static class ModelZip
         e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? Readable(inner)
         : e is InvalidOperationException or FormatException or InvalidDataException or IOException ? e
         : null;
+    /// <summary>
+    /// An exported ONNX folder (the export command) as the pipeline train saves: label → key in the exported class
+    /// order, the ONNX Runtime scorer, predicted key → label.
+    /// </summary>
+    private static Loaded LoadExported(MLContext ml, string folder)
+    {
+        ExportedTextClassifier export;
+        try
+        {
+            export = ExportedTextClassifier.Read(folder);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CliException($"'{folder}' is a folder but not an exported classifier: {e.Message}");
+        }
+
+        if (export.Format != TextClassifierExportFormat.Onnx)
+        {
+            throw new CliException($"'{folder}' is a HuggingFace export; predict and evaluate score ONNX exports (export --format onnx) or model files.");
+        }
+
+        if (export.Task != TextClassificationTask.Multiclass)
+        {
+            throw new CliException($"'{folder}' holds a binary classifier; the CLI scores multiclass classifiers, as train makes them. Score it with ScoreExportedTextClassifier in ML.NET.");
+        }
+
+        var key = export.LabelColumnName;
+        var label = key.EndsWith(KeySuffix, StringComparison.Ordinal) ? key[..^KeySuffix.Length] : key;
+        var columns = new[] { label, export.TextColumnName }.Concat(export.SecondTextColumnName is { } second ? [second] : Array.Empty<string>())
+            .Distinct(StringComparer.Ordinal)
+            .Select((name, index) => new TextLoader.Column(name, DataKind.String, index))
+            .ToArray();
+        var empty = ml.Data.CreateTextLoader(columns, hasHeader: true).Load(new MultiFileSource(null));
+        var classes = ml.Data.LoadFromEnumerable(export.ClassNames.Select(n => new ClassName { Name = n }));
+        var scorer = ml.Transforms.ScoreExportedTextClassifier(folder, new OnnxTextClassifierOptions
+        {
+            TextColumnName = export.TextColumnName,
+            SecondTextColumnName = export.SecondTextColumnName,
+            LabelColumnName = KeyColumn(label),
+            PredictedLabelColumnName = PredictedKey,
+        });
+        var model = ml.Transforms.Conversion.MapValueToKey(KeyColumn(label), label, keyData: classes)
+            .Append(scorer)
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", PredictedKey))
+            .Fit(empty);
+        return new Loaded(model, empty.Schema, Flatten(model).OfType<TextClassificationTransformer>().Single(), label, export.ClassNames);
+    }
+
+    private sealed class ClassName
+    {
+        public string Name { get; set; } = "";
+    }
 
     /// <summary>Scores in <paramref name="precision"/> when one is given; otherwise as the model file says.</summary>
     public static void UsePrecision(Loaded loaded, InferencePrecision? precision)

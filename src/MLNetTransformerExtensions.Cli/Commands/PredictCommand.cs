@@ -14,7 +14,7 @@ internal static class PredictCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A model file written by train.", Required = true };
+        var model = new Option<string>("--model") { Description = "A model file written by train, or a folder written by export (ONNX).", Required = true };
         var input = new Option<string>("--input") { Description = "A TSV or CSV file with a header row holding the model's text column(s).", Required = true };
         var output = new Option<string>("--output") { Description = "Where to write the predictions (same format as the input).", Required = true };
         var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");

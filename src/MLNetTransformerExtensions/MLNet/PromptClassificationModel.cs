@@ -8,6 +8,8 @@ internal sealed class PromptClassificationModel(PromptClassifier inner) : ITextC
     /// <summary>Stored in model files to find the loader: never rename.</summary>
     public const string Format = "transformer-prompt";
 
+    public PromptClassifier Inner => inner;
+
     public int ClassCount => inner.Labels.Count;
 
     public InferencePrecision InferencePrecision

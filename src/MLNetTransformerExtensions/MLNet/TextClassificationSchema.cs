@@ -69,15 +69,20 @@ internal static class TextClassificationSchema
         return TextClassificationLabels.FromKeyColumn(label);
     }
 
-    /// <summary>Checks the input columns an estimator needs, in <see cref="SchemaShape"/> form.</summary>
-    public static void CheckTrainingShape(SchemaShape inputSchema, TextClassificationColumns columns)
+    /// <summary>Checks the text column(s) a scoring-only estimator needs, in <see cref="SchemaShape"/> form.</summary>
+    public static void CheckTextShape(SchemaShape inputSchema, TextClassificationColumns columns)
     {
         CheckTextShape(inputSchema, columns.Text, "Text");
         if (columns.SecondText is { } second)
         {
             CheckTextShape(inputSchema, second, "Second text");
         }
+    }
 
+    /// <summary>Checks the input columns an estimator needs, in <see cref="SchemaShape"/> form.</summary>
+    public static void CheckTrainingShape(SchemaShape inputSchema, TextClassificationColumns columns)
+    {
+        CheckTextShape(inputSchema, columns);
         var label = FindShape(inputSchema, columns.Label, "Label");
         if (columns.Task == TextClassificationTask.Binary)
         {
@@ -129,7 +134,10 @@ internal static class TextClassificationSchema
     }
 
     /// <summary>The output schema in <see cref="SchemaShape"/> form: the input's columns, then the outputs.</summary>
-    public static SchemaShape OutputShape(SchemaShape input, TextClassificationColumns columns)
+    /// <param name="input">The input shape.</param>
+    /// <param name="columns">The columns.</param>
+    /// <param name="knownKeyValues">The item type of the class names when they are known without a label column (a pretrained classifier); null to read the label column's.</param>
+    public static SchemaShape OutputShape(SchemaShape input, TextClassificationColumns columns, DataViewType? knownKeyValues = null)
     {
         var result = input.ToDictionary(c => c.Name);
         if (columns.Task == TextClassificationTask.Binary)
@@ -142,7 +150,7 @@ internal static class TextClassificationSchema
         }
 
         // The label's KeyValues annotation, if any, says the item type of the key values.
-        var keyValues = FindShapeOrNull(FindShape(input, columns.Label, "Label").Annotations, TextClassificationLabels.KeyValuesKind)?.ItemType;
+        var keyValues = knownKeyValues ?? FindShapeOrNull(FindShape(input, columns.Label, "Label").Annotations, TextClassificationLabels.KeyValuesKind)?.ItemType;
         var scoreAnnotations = ScoreShapes();
         var predictedAnnotations = ScoreShapes();
         if (keyValues is not null)

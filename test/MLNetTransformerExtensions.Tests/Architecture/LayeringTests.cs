@@ -30,6 +30,7 @@ public sealed class LayeringTests
         (7, "Pretraining", ["Training.Pretraining"]),
         (8, "ML.NET", ["MLNet", "MLNet.Internal"]),
         (9, "Experiments", ["Experiments"]),
+        (9, "Export", ["Export"]),
     ];
 
     [TestMethod]

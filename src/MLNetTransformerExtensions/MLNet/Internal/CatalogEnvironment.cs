@@ -27,4 +27,11 @@ internal static class CatalogEnvironment
         ArgumentNullException.ThrowIfNull(catalog);
         return CatalogUtils.GetEnvironment(catalog);
     }
+
+    /// <summary>The environment of <c>mlContext.Transforms</c>.</summary>
+    public static IHostEnvironment GetHostEnvironment(this TransformsCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return CatalogUtils.GetEnvironment(catalog);
+    }
 }
