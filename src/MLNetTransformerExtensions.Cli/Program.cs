@@ -8,6 +8,7 @@ root.Subcommands.Add(ExperimentCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(ExplainCommand.Create());
 root.Subcommands.Add(VocabCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
