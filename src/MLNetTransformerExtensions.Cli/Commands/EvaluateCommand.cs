@@ -14,16 +14,17 @@ internal static class EvaluateCommand
         var model = new Option<string>("--model") { Description = "A model file written by train.", Required = true };
         var data = new Option<string>("--data") { Description = "Labelled data: a TSV or CSV file with a header row and the training columns.", Required = true };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var htmlReport = HtmlReportOption.Create();
         var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");
         var command = new Command("evaluate", "Evaluate a saved model on labelled data: accuracy, macro-F1, log-loss, per-class precision and recall, confusion matrix.")
         {
-            model, data, json, precision,
+            model, data, json, precision, htmlReport,
         };
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision)));
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision), parse.GetValue(htmlReport)));
         return command;
     }
 
-    private static int Run(string modelPath, string dataPath, bool json, string? precision)
+    private static int Run(string modelPath, string dataPath, bool json, string? precision, string? htmlPath)
     {
         try
         {
@@ -45,6 +46,14 @@ internal static class EvaluateCommand
             var used = PrecisionOption.Name(loaded.Precision);
             report.Render(AnsiConsole.Console, $"{Path.GetFileName(modelPath)} on {data.FileName}");
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Scored {report.Count} rows in {seconds:F2} s ({report.Count / seconds:F1} rows/s) in {used}.")));
+            if (htmlPath is not null)
+            {
+                var html = new MLNet.TrainingReport($"{Path.GetFileName(modelPath)} on {data.FileName}");
+                HtmlReportOption.AddEvaluation(html, Path.GetFileName(modelPath), ml, loaded, data, loaded.Model.Transform(data.View));
+                html.Save(htmlPath);
+                AnsiConsole.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(htmlPath)}"));
+            }
+
             if (json)
             {
                 var result = report.ToJson();

@@ -19,7 +19,7 @@ internal static class TrainCommand
     private sealed record Settings(
         string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
-        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate);
+        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, string? Report = null);
 
     private const int DefaultEpochs = 3;
     private const double DefaultLearningRate = 5e-5;
@@ -50,12 +50,13 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed gives the same model.", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output") { Description = "Where to write the ML.NET model file.", DefaultValueFactory = _ => "model.zip" };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var report = HtmlReportOption.Create();
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip ML.NET's FeaturizeText + SdcaMaximumEntropy baseline." };
 
         var command = new Command("train", "Fine-tune a transformer classifier on a TSV/CSV file and save an ML.NET model.")
         {
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
-            template, labelWords, shots, calibrate,
+            template, labelWords, shots, calibrate, report,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -80,7 +81,7 @@ internal static class TrainCommand
                 parse.GetValue(epochs) ?? (builtin ? SmallModelEpochs : DefaultEpochs), parse.GetValue(batchSize),
                 parse.GetValue(learningRate) ?? (builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
                 parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
-                parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate));
+                parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate), parse.GetValue(report));
             using var signals = new StopSignals(cancellation, "Stopping after this batch; no model file will be written (Ctrl+C again quits at once).");
             return Task.FromResult(Run(settings, signals.Token));
         });
@@ -165,6 +166,7 @@ internal static class TrainCommand
             var toKey = ml.Transforms.Conversion.MapValueToKey(keyColumn, s.LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue);
             var clock = Stopwatch.StartNew();
             ITransformer model = null!;
+            var html = s.Report is null ? null : new TrainingReport($"{s.Model} on {Path.GetFileName(s.Data)}");
             console.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(context =>
@@ -183,7 +185,7 @@ internal static class TrainCommand
 
                         bar.Description = Markup.Escape(line);
                     });
-                    var options = new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), progress, cancellation);
+                    var options = new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), new HtmlReportOption.Recording(html, progress), cancellation);
                     var trainer = kind == ClassifierKind.Decoder
                         ? ml.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)options)
                         : ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options);
@@ -201,6 +203,12 @@ internal static class TrainCommand
             if (evaluation is not null)
             {
                 var report = ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+                if (html is not null)
+                {
+                    var loaded = new ModelZip.Loaded(model, train.View.Schema, ModelZip.Classifier(model), s.LabelColumn, classNames);
+                    HtmlReportOption.AddEvaluation(html, $"Transformer ({s.Model})", ml, loaded, evaluation, model.Transform(evaluation.View));
+                }
+
                 report.Render(console, $"Transformer on {evaluation.FileName}");
                 foreach (var (key, value) in report.ToJson())
                 {
@@ -210,7 +218,12 @@ internal static class TrainCommand
                 result["evaluated_on"] = evaluation.Path;
                 if (s.Baseline)
                 {
-                    var baseline = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                    var (baseline, baselineScored) = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                    if (html is not null)
+                    {
+                        HtmlReportOption.AddScored(html, "FeaturizeText + SdcaMaximumEntropy", baselineScored, keyColumn, "Score", classNames, evaluation.Read(ml, s.TextColumn));
+                    }
+
                     var table = new Table().Border(TableBorder.Rounded).Title("Against ML.NET's classic text pipeline")
                         .AddColumn("Model").AddColumn("Accuracy").AddColumn("Macro-F1");
                     table.AddRow("Transformer (this run)", report.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), report.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
@@ -218,6 +231,12 @@ internal static class TrainCommand
                     console.Write(table);
                     result["baseline"] = new JsonObject { ["accuracy"] = baseline.Accuracy, ["macro_f1"] = baseline.MacroF1, ["log_loss"] = baseline.LogLoss };
                 }
+            }
+
+            if (html is not null)
+            {
+                html.Save(s.Report!);
+                console.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(s.Report!)}"));
             }
 
             if (s.Json)
@@ -260,7 +279,7 @@ internal static class TrainCommand
         }
     }
 
-    private static ClassificationReport Baseline(MLContext ml, TabularData train, TabularData evaluation, Settings s, string keyColumn,
+    private static (ClassificationReport Report, IDataView Scored) Baseline(MLContext ml, TabularData train, TabularData evaluation, Settings s, string keyColumn,
         IEstimator<ITransformer> toKey, IReadOnlyList<string> classNames)
     {
         var features = s.SecondTextColumn is null
@@ -269,8 +288,8 @@ internal static class TrainCommand
         var pipeline = toKey.Append(features)
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(keyColumn, "Features"))
             .Append(ml.Transforms.CopyColumns(ModelZip.PredictedKey, "PredictedLabel"));
-        var model = pipeline.Fit(train.View);
-        return ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+        var scored = pipeline.Fit(train.View).Transform(evaluation.View);
+        return (ClassificationReport.Evaluate(ml, scored, keyColumn, classNames, evaluation.FileName), scored);
     }
 
     /// <summary>Builds the options object of the trainer that matches the kind.</summary>
