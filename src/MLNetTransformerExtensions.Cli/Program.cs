@@ -10,6 +10,7 @@ root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(EmbedCommand.Create());
+root.Subcommands.Add(ExplainCommand.Create());
 root.Subcommands.Add(VocabCommand.Create());
 root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());

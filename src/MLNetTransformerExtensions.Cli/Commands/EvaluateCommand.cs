@@ -15,10 +15,11 @@ internal static class EvaluateCommand
         var model = new Option<string>("--model") { Description = "A model file written by train, or a folder written by export (ONNX).", Required = true };
         var data = new Option<string>("--data") { Description = "Labelled data: a TSV or CSV file with a header row and the training columns.", Required = true };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
+        var htmlReport = HtmlReportOption.Create();
         var precision = PrecisionOption.Create("Score in fp32 or bf16 (bfloat16: faster on CPUs with bf16 instructions, probabilities within about 0.01). Default: as saved in the model (fp32 unless chosen when training).");
         var command = new Command("evaluate", "Evaluate a saved model on labelled data: accuracy, macro-F1, log-loss, per-class precision and recall, confusion matrix.")
         {
-            model, data, json, precision,
+            model, data, json, precision, htmlReport,
         };
         var chat = new ChatArguments();
         foreach (var option in chat.All)
@@ -26,11 +27,11 @@ internal static class EvaluateCommand
             command.Options.Add(option);
         }
 
-        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision), chat.Read(parse)));
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(json), parse.GetValue(precision), chat.Read(parse), parse.GetValue(htmlReport)));
         return command;
     }
 
-    private static int Run(string modelPath, string dataPath, bool json, string? precision, ChatArguments.Values chat)
+    private static int Run(string modelPath, string dataPath, bool json, string? precision, ChatArguments.Values chat, string? htmlPath)
     {
         try
         {
@@ -57,6 +58,14 @@ internal static class EvaluateCommand
             if (usage is not null)
             {
                 ChatArguments.Render(AnsiConsole.Console, usage, seconds);
+            }
+
+            if (htmlPath is not null)
+            {
+                var html = new MLNet.TrainingReport($"{Path.GetFileName(modelPath)} on {data.FileName}");
+                HtmlReportOption.AddEvaluation(html, Path.GetFileName(modelPath), ml, loaded, data, loaded.Model.Transform(data.View));
+                html.Save(htmlPath);
+                AnsiConsole.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(htmlPath)}"));
             }
 
             if (json)

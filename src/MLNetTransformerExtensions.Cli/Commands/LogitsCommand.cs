@@ -18,7 +18,7 @@ internal static class LogitsCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "A HuggingFace model folder (config.json, weights, tokenizer files).", Required = true };
-        var input = new Option<FileInfo>("--input") { Description = "A .txt file (one text per line) or .jsonl file ({\"text\": ..., \"text_pair\": ...} per line).", Required = true };
+        var input = InputRecords.CreateOption();
         var maxLength = new Option<int?>("--max-length") { Description = "Truncate to this many tokens, special tokens included (default: the model's maximum)." };
         var padding = new Option<string>("--padding") { Description = "Padding side of the batches: right or left. The output does not depend on it.", DefaultValueFactory = _ => "right" };
         padding.AcceptOnlyFromAmong("right", "left");
@@ -154,6 +154,10 @@ internal sealed record InputRecord(int Line, string Text, string? TextPair);
 /// <summary>Reads the input files of <c>logits</c> (and other commands that take raw texts).</summary>
 internal static class InputRecords
 {
+    /// <summary>The <c>--input</c> option of the commands that read raw texts.</summary>
+    public static Option<FileInfo> CreateOption() =>
+        new("--input") { Description = "A .txt file (one text per line) or .jsonl file ({\"text\": ..., \"text_pair\": ...} per line).", Required = true };
+
     public static List<InputRecord> Read(FileInfo file)
     {
         if (!file.Exists)

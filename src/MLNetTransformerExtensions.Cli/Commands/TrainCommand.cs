@@ -19,7 +19,7 @@ internal static class TrainCommand
     private sealed record Settings(
         string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
-        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, ChatArguments.Values Chat, int Iterations, int? Pairs)
+        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, ChatArguments.Values Chat, int Iterations, int? Pairs, string? Report)
     {
         /// <summary>SetFit, or its linear probe (<c>embedding</c>): a sentence encoder with a logistic-regression head.</summary>
         public bool IsSetFit => Kind is "setfit" or "embedding";
@@ -54,6 +54,7 @@ internal static class TrainCommand
         var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
         var shots = new Option<int>("--shots") { Description = "Prompt strategies and chat: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
         var chat = new ChatArguments();
+        var report = HtmlReportOption.Create();
         var calibrate = new Option<bool>("--calibrate") { Description = "Prompt strategies: contextual calibration against a content-free input." };
         var epochs = new Option<int?>("--epochs") { Description = $"Passes over the training data (default {DefaultEpochs}; {SmallModelEpochs} for the built-in models; {SetFitEpochs} over the pairs for setfit)." };
         var batchSize = new Option<int?>("--batch-size") { Description = $"Sequences per batch (default 32; {SetFitBatchSize} pairs for setfit)." };
@@ -67,7 +68,7 @@ internal static class TrainCommand
         var command = new Command("train", "Fine-tune a transformer classifier on a TSV/CSV file and save an ML.NET model.")
         {
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
-            template, labelWords, shots, calibrate, iterations, pairs,
+            template, labelWords, shots, calibrate, iterations, pairs, report,
         };
         foreach (var option in chat.All)
         {
@@ -99,7 +100,7 @@ internal static class TrainCommand
                 parse.GetValue(learningRate) ?? (setFit ? SetFitLearningRate : builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
                 parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
                 parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate), chat.Read(parse),
-                parse.GetValue(iterations), parse.GetValue(pairs));
+                parse.GetValue(iterations), parse.GetValue(pairs), parse.GetValue(report));
             using var signals = new StopSignals(cancellation, "Stopping after this batch; no model file will be written (Ctrl+C again quits at once).");
             return Task.FromResult(Run(settings, signals.Token));
         });
@@ -192,6 +193,7 @@ internal static class TrainCommand
             var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
             // Sorted key values, so class order (Score slots) does not depend on row order.
             var toKey = ml.Transforms.Conversion.MapValueToKey(keyColumn, s.LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue);
+            var html = s.Report is null ? null : new TrainingReport($"{s.Model} on {Path.GetFileName(s.Data)}");
             var clock = Stopwatch.StartNew();
             ITransformer model = null!;
             console.Progress()
@@ -213,8 +215,9 @@ internal static class TrainCommand
                         bar.Description = Markup.Escape(line);
                     });
                     var validationView = validation is null ? null : toKey.Fit(train.View).Transform(validation.View);
-                    var trainer = s.IsSetFit ? ml.MulticlassClassification.Trainers.SetFit(SetFitSettings(s, keyColumn, folder, validationView, progress, cancellation))
-                        : new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validationView, progress, cancellation) switch
+                    var recording = new HtmlReportOption.Recording(html, progress);
+                    var trainer = s.IsSetFit ? ml.MulticlassClassification.Trainers.SetFit(SetFitSettings(s, keyColumn, folder, validationView, recording, cancellation))
+                        : new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validationView, recording, cancellation) switch
                         {
                             DecoderClassifierOptions decoder => ml.MulticlassClassification.Trainers.DecoderClassifier(decoder),
                             var encoder => ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)encoder),
@@ -229,7 +232,7 @@ internal static class TrainCommand
             console.MarkupLine(Markup.Escape(FormattableString.Invariant($"Trained in {trainingSeconds:0.0} s; model written to {Path.GetFullPath(s.Output)}")));
 
             var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Model, ["training_seconds"] = trainingSeconds };
-            Report(s, ml, model, train, test ?? validation, toKey, classNames, result, _ => { });
+            Report(s, ml, model, train, test ?? validation, toKey, classNames, result, _ => { }, html);
             return 0;
         }
         catch (OperationCanceledException)
@@ -293,13 +296,16 @@ internal static class TrainCommand
             var usage = model.GetChatUsage();
             ChatArguments.Render(console, usage, scoring);
             ChatArguments.AddUsage(result, usage, scoring);
-        });
+        }, s.Report is null ? null : new TrainingReport($"{s.Chat.Model} on {Path.GetFileName(s.Data)}"));
         return 0;
     }
 
-    /// <summary>Metrics on the evaluation file, ML.NET's classic pipeline beside them, and the <c>--json</c> line.</summary>
+    /// <summary>
+    /// Metrics on the evaluation file, ML.NET's classic pipeline beside them, the <c>--report</c> file when asked for
+    /// (<paramref name="html"/>, holding the training curves so far) and the <c>--json</c> line.
+    /// </summary>
     private static void Report(Settings s, MLContext ml, ITransformer model, TabularData train, TabularData? evaluation, IEstimator<ITransformer> toKey,
-        IReadOnlyList<string> classNames, JsonObject result, Action<double> afterScoring)
+        IReadOnlyList<string> classNames, JsonObject result, Action<double> afterScoring, TrainingReport? html)
     {
         var console = AnsiConsole.Console;
         var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
@@ -311,6 +317,12 @@ internal static class TrainCommand
             var scoring = clock.Elapsed.TotalSeconds;
             report.Render(console, $"{what} on {evaluation.FileName}");
             afterScoring(scoring);
+            if (html is not null)
+            {
+                var loaded = new ModelZip.Loaded(model, train.View.Schema, ModelZip.Classifier(model), s.LabelColumn, classNames);
+                HtmlReportOption.AddEvaluation(html, $"{what} ({(s.Kind == "chat" ? s.Chat.Model : s.Model)})", ml, loaded, evaluation, model.Transform(evaluation.View));
+            }
+
             foreach (var (key, value) in report.ToJson())
             {
                 result[key] = value?.DeepClone();
@@ -319,7 +331,12 @@ internal static class TrainCommand
             result["evaluated_on"] = evaluation.Path;
             if (s.Baseline)
             {
-                var baseline = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                var (baseline, baselineScored) = Baseline(ml, train, evaluation, s, keyColumn, toKey, classNames);
+                if (html is not null)
+                {
+                    HtmlReportOption.AddScored(html, "FeaturizeText + SdcaMaximumEntropy", baselineScored, keyColumn, "Score", classNames, evaluation.Read(ml, s.TextColumn));
+                }
+
                 var table = new Table().Border(TableBorder.Rounded).Title("Against ML.NET's classic text pipeline")
                     .AddColumn("Model").AddColumn("Accuracy").AddColumn("Macro-F1");
                 table.AddRow($"{what} (this run)", report.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), report.MacroF1.ToString("0.0000", CultureInfo.InvariantCulture));
@@ -327,6 +344,12 @@ internal static class TrainCommand
                 console.Write(table);
                 result["baseline"] = new JsonObject { ["accuracy"] = baseline.Accuracy, ["macro_f1"] = baseline.MacroF1, ["log_loss"] = baseline.LogLoss };
             }
+        }
+
+        if (html is not null)
+        {
+            html.Save(s.Report!);
+            console.MarkupLine(Markup.Escape($"Report written to {Path.GetFullPath(s.Report!)}"));
         }
 
         if (s.Json)
@@ -356,7 +379,7 @@ internal static class TrainCommand
         }
     }
 
-    private static ClassificationReport Baseline(MLContext ml, TabularData train, TabularData evaluation, Settings s, string keyColumn,
+    private static (ClassificationReport Report, IDataView Scored) Baseline(MLContext ml, TabularData train, TabularData evaluation, Settings s, string keyColumn,
         IEstimator<ITransformer> toKey, IReadOnlyList<string> classNames)
     {
         var features = s.SecondTextColumn is null
@@ -365,8 +388,8 @@ internal static class TrainCommand
         var pipeline = toKey.Append(features)
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(keyColumn, "Features"))
             .Append(ml.Transforms.CopyColumns(ModelZip.PredictedKey, "PredictedLabel"));
-        var model = pipeline.Fit(train.View);
-        return ClassificationReport.Evaluate(ml, model.Transform(evaluation.View), keyColumn, classNames, evaluation.FileName);
+        var scored = pipeline.Fit(train.View).Transform(evaluation.View);
+        return (ClassificationReport.Evaluate(ml, scored, keyColumn, classNames, evaluation.FileName), scored);
     }
 
     /// <summary>The SetFit trainer's options; <c>--kind embedding</c> is SetFit without the contrastive step.</summary>

@@ -3,12 +3,14 @@ using MLNetTransformerExtensions.Training;
 namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>The ML.NET face of a <see cref="HeadClassifier"/>.</summary>
-internal sealed class HeadClassificationModel(HeadClassifier inner) : ITextClassificationModel, IInferencePrecisionSetting
+internal sealed class HeadClassificationModel(HeadClassifier inner) : ITextClassificationModel, IInferencePrecisionSetting, IExplainableTextClassificationModel
 {
     /// <summary>Stored in model files to find the loader: never rename.</summary>
     public const string Format = "transformer";
 
     public HeadClassifier Inner => inner;
+
+    public IExplainableClassifier Explainable => inner;
 
     public int ClassCount => inner.Labels.Count;
 

@@ -3,12 +3,13 @@ using MLNetTransformerExtensions.Training;
 namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>The ML.NET face of a <see cref="PromptClassifier"/>.</summary>
-internal sealed class PromptClassificationModel(PromptClassifier inner) : ITextClassificationModel, IInferencePrecisionSetting
+internal sealed class PromptClassificationModel(PromptClassifier inner) : ITextClassificationModel, IInferencePrecisionSetting, IExplainableTextClassificationModel
 {
     /// <summary>Stored in model files to find the loader: never rename.</summary>
     public const string Format = "transformer-prompt";
 
     public PromptClassifier Inner => inner;
+    public IExplainableClassifier Explainable => inner;
 
     public int ClassCount => inner.Labels.Count;
 

@@ -174,6 +174,40 @@ public sealed class TextClassificationTransformer : ITransformer, IDisposable
         }
     }
 
+    /// <summary>
+    /// Attributes the classifier's score for a class to the tokens of each text (integrated gradients on the input word
+    /// embeddings by default, or gradient × input): which words pushed the prediction, and how much.
+    /// </summary>
+    /// <param name="texts">The texts to explain, each computed alone (a text's attributions do not depend on the others).</param>
+    /// <param name="secondTexts">The second texts of a text-pair task, one per text; null otherwise.</param>
+    /// <param name="options">The method, its steps and the class to explain; null for <see cref="TokenAttributionOptions.Defaults"/> and the predicted class.</param>
+    /// <returns>One attribution per text, in order.</returns>
+    /// <exception cref="NotSupportedException">The classifier is not one of this library's transformer classifiers.</exception>
+    /// <exception cref="ArgumentException">The options name a class that does not exist, or the second texts do not match the texts.</exception>
+    /// <example>
+    /// <code>
+    /// var why = model.Explain(["a gripping, funny film"])[0];
+    /// // why.Tokens[i] pushed the score of why.Label by why.Attributions[i]
+    /// </code>
+    /// </example>
+    public IReadOnlyList<TokenAttribution> Explain(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts = null, TokenAttributionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        if (secondTexts is not null && secondTexts.Count != texts.Count)
+        {
+            throw new ArgumentException($"There are {secondTexts.Count} second texts for {texts.Count} texts; give one per text.", nameof(secondTexts));
+        }
+
+        options ??= new TokenAttributionOptions();
+        lock (_classifierLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var classifier = (Classifier as IExplainableTextClassificationModel)?.Explainable
+                ?? throw new NotSupportedException($"The '{ModelFormat}' classifier cannot attribute its scores to tokens; token attributions are available for this library's transformer classifiers.");
+            return [.. texts.Select((text, i) => TokenAttributor.Explain(classifier, text, secondTexts?[i], options))];
+        }
+    }
+
     /// <summary>Runs the classifier on one batch, checking that it answered one probability row of K classes per input row.</summary>
     internal float[][] Predict(IReadOnlyList<string> texts, IReadOnlyList<string>? secondTexts)
     {

@@ -13,7 +13,7 @@ namespace MLNetTransformerExtensions.Training;
 /// A transformer sequence classifier with its tokenizer: batched, no-grad inference over raw texts, and a HuggingFace
 /// folder on disk (config.json with the labels, model.safetensors, tokenizer files) that HuggingFace loads too.
 /// </summary>
-public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedText>
+public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedText>, IExplainableClassifier
 {
     /// <summary>Our own settings beside HuggingFace's files.</summary>
     internal const string SettingsFile = "mlnet_transformers.json";
@@ -290,6 +290,16 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
     }
 
     void ITrainableClassifier<EncodedText>.WeightsChanged() => _inference.Discard();
+
+    TransformerModel IExplainableClassifier.Network => Model;
+
+    int[] IExplainableClassifier.ExplainedTokens(string text, string? secondText) => Encode(text, secondText).InputIds;
+
+    Tensor IExplainableClassifier.ClassScores(string text, string? secondText, int copies)
+    {
+        var row = Encode(text, secondText);
+        return Logits(Model, [.. Enumerable.Repeat(row, copies)]);
+    }
 
     private static JsonObject? ReadSettings(string folder)
     {

@@ -37,6 +37,51 @@ internal sealed class ContinuationScorer : LabelWordScorer
     {
         var classes = LabelTokens.Length;
         var scores = new double[rows.Count][];
+        var picked = PickedLogProbabilities(model, rows, padTokenId).data<float>().ToArray();
+        var p = 0;
+        for (var r = 0; r < rows.Count; r++)
+        {
+            scores[r] = new double[classes];
+            for (var k = 0; k < classes; k++)
+            {
+                double sum = 0;
+                for (var j = 0; j < LabelTokens[k].Length; j++)
+                {
+                    sum += picked[p++];
+                }
+
+                scores[r][k] = _lengthNormalized ? sum / LabelTokens[k].Length : sum;
+            }
+        }
+
+        return scores;
+    }
+
+    public override Tensor ScoreTensor(LanguageModel model, IReadOnlyList<PromptRow> rows, int padTokenId)
+    {
+        var classes = LabelTokens.Length;
+        var picked = PickedLogProbabilities(model, rows, padTokenId);                     // (N)
+        // Entry n of picked belongs to row r, class k, in the order PickedLogProbabilities lays out.
+        var owner = new List<long>();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            for (var k = 0; k < classes; k++)
+            {
+                owner.AddRange(Enumerable.Repeat((long)((r * classes) + k), LabelTokens[k].Length));
+            }
+        }
+
+        var sums = zeros(rows.Count * classes).index_add(0, tensor(owner.ToArray()), picked, 1).view(rows.Count, classes); // (B, K)
+        return _lengthNormalized ? sums / tensor(LabelTokens.Select(t => (float)t.Length).ToArray()) : sums;
+    }
+
+    /// <summary>
+    /// The log-probability (float32) of every label-word token given the prompt and the word's earlier tokens, for row
+    /// r, class k, token j in that order: (N), N = rows × the classes' token counts.
+    /// </summary>
+    private Tensor PickedLogProbabilities(LanguageModel model, IReadOnlyList<PromptRow> rows, int padTokenId)
+    {
+        var classes = LabelTokens.Length;
         // One sequence per row: the prompt, then every continuation (see TreeHidden); all words sharing a continuation are
         // read off the same positions. Row r, continuation c: word token 0 is predicted at the prompt's scored position,
         // token j ≥ 1 at the continuation's token j − 1.
@@ -80,25 +125,9 @@ internal sealed class ContinuationScorer : LabelWordScorer
             }
         }
 
-        var picked = logSoftmax[tensor(pickRows.ToArray()), tensor(pickTokens.ToArray())].data<float>().ToArray();
-        var p = 0;
-        for (var r = 0; r < rows.Count; r++)
-        {
-            scores[r] = new double[classes];
-            for (var k = 0; k < classes; k++)
-            {
-                double sum = 0;
-                for (var j = 0; j < LabelTokens[k].Length; j++)
-                {
-                    sum += picked[p++];
-                }
-
-                scores[r][k] = _lengthNormalized ? sum / LabelTokens[k].Length : sum;
-            }
-        }
-
+        var picked = logSoftmax[tensor(pickRows.ToArray()), tensor(pickTokens.ToArray())];
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
-        return scores;
+        return picked;
     }
 
     public override Tensor Loss(LanguageModel model, IReadOnlyList<PromptRow> rows, long[] labels, int padTokenId)

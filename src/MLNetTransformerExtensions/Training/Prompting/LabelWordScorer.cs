@@ -25,6 +25,12 @@ internal abstract class LabelWordScorer(int[][] labelTokens)
     /// <summary>Label-word scores (B, K) of encoded prompts: log-probabilities, computed in float32 from the vocabulary logits.</summary>
     public abstract double[][] Score(LanguageModel model, IReadOnlyList<PromptRow> rows, int padTokenId);
 
+    /// <summary>
+    /// The same label-word scores as <see cref="Score"/>, as a (B, K) float32 tensor with its graph (what token
+    /// attributions differentiate).
+    /// </summary>
+    public abstract Tensor ScoreTensor(LanguageModel model, IReadOnlyList<PromptRow> rows, int padTokenId);
+
     /// <summary>The training loss of the true label words (a scalar tensor in the caller's dispose scope).</summary>
     public abstract Tensor Loss(LanguageModel model, IReadOnlyList<PromptRow> rows, long[] labels, int padTokenId);
 

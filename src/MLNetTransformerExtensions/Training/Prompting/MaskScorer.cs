@@ -18,20 +18,25 @@ internal sealed class MaskScorer(int[][] labelTokens) : LabelWordScorer(labelTok
     {
         var classes = LabelTokens.Length;
         var scores = new double[rows.Count][];
+        var flat = ScoreTensor(model, rows, padTokenId).contiguous().data<float>().ToArray();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            scores[r] = [.. flat.AsSpan(r * classes, classes).ToArray().Select(v => (double)v)];
+        }
+
+        return scores;
+    }
+
+    public override Tensor ScoreTensor(LanguageModel model, IReadOnlyList<PromptRow> rows, int padTokenId)
+    {
         var hidden = Hidden(model, [.. rows.Select(r => r.Ids)], padTokenId, PaddingSide.Right, out var offsets);
         var head = TransformerTelemetry.Start(TransformerTelemetry.Forward);
         var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
             tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                       // (B, H)
         var logProbabilities = model.PredictTokens(atMask).to(ScalarType.Float32).log_softmax(-1)
             .index_select(1, tensor(LabelTokens.Select(t => (long)t[0]).ToArray()));                        // (B, K)
-        var flat = logProbabilities.contiguous().data<float>().ToArray();
-        for (var r = 0; r < rows.Count; r++)
-        {
-            scores[r] = [.. flat.AsSpan(r * classes, classes).ToArray().Select(v => (double)v)];
-        }
-
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
-        return scores;
+        return logProbabilities;
     }
 
     public override Tensor Loss(LanguageModel model, IReadOnlyList<PromptRow> rows, long[] labels, int padTokenId)

@@ -36,7 +36,7 @@ namespace MLNetTransformerExtensions.Training;
 /// float[][] probabilities = classifier.PredictProbabilities(["I loved the cinematography."], null);
 /// </code>
 /// </example>
-public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptRow>
+public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptRow>, IExplainableClassifier
 {
     /// <summary>The <c>strategy</c> our settings file records for prompt classifiers.</summary>
     internal const string Strategy = "prompt";
@@ -399,6 +399,19 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     void ITrainableClassifier<PromptRow>.BeforeValidation() => Recalibrate();
 
     void ITrainableClassifier<PromptRow>.WeightsChanged() => _inference.Discard();
+
+    TransformerModel IExplainableClassifier.Network => Model;
+
+    int[] IExplainableClassifier.ExplainedTokens(string text, string? secondText) => ExplainedRow(text, secondText).Ids;
+
+    Tensor IExplainableClassifier.ClassScores(string text, string? secondText, int copies) =>
+        _scorer.ScoreTensor(Model, [.. Enumerable.Repeat(ExplainedRow(text, secondText), copies)], Tokenizer.PadTokenId);
+
+    private PromptRow ExplainedRow(string text, string? secondText)
+    {
+        CheckPairs([text], secondText is null ? null : [secondText]);
+        return _encoder.Encode(text ?? string.Empty, secondText);
+    }
 
     /// <summary>The tokenized prompt of one row, as it is scored.</summary>
     internal PromptRow EncodePrompt(string text, string? secondText) => _encoder.Encode(text, secondText);
