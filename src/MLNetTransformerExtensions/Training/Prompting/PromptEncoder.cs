@@ -334,7 +334,7 @@ internal sealed class PieceTokenizer
     public PieceTokenizer(TransformerTokenizer tokenizer)
     {
         Tokenizer = tokenizer;
-        IsByteLevel = tokenizer.Family != TokenizerFamily.Bert;
+        IsByteLevel = tokenizer.Family is TokenizerFamily.Roberta or TokenizerFamily.Gpt2;
         _addsPrefixSpace = IsByteLevel && tokenizer.EncodeWithoutSpecialTokens("a").SequenceEqual(tokenizer.EncodeWithoutSpecialTokens(" a"));
         _newline = [.. tokenizer.EncodeWithoutSpecialTokens("\n")];
     }
