@@ -37,9 +37,9 @@ internal static class TrainCommand
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
         var model = new Option<string?>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}). Default: {Builtin.BuiltinModels.DefaultName}; {Builtin.BuiltinModels.DecoderName} for --kind decoder or prompt." };
-        var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt) or encoder-prompt (an encoder's masked-LM head scoring label words at a mask)." };
-        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt");
-        var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\"" };
+        var kind = new Option<string?>("--kind") { Description = "encoder, decoder, seq2seq (classification head: BART's for seq2seq; default: from the model's family), prompt (a decoder scoring label words after a prompt), encoder-prompt (an encoder's masked-LM head scoring label words at a mask) or seq2seq-prompt (BART or T5 text-to-text: the decoder scores each class's target text)." };
+        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt", "seq2seq", "seq2seq-prompt");
+        var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\" / \"sst2 sentence: {text}\"" };
         var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
         var shots = new Option<int>("--shots") { Description = "Prompt strategies: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
         var calibrate = new Option<bool>("--calibrate") { Description = "Prompt strategies: contextual calibration against a content-free input." };
@@ -129,21 +129,41 @@ internal static class TrainCommand
 
             var folder = ModelArgument.Resolve(s.Model);
             var family = TransformerConfig.FromFolder(folder).Family;
-            var kind = s.Kind is null ? (family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder)
-                : s.Kind is "decoder" or "prompt" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
-            var strategy = s.Kind is "prompt" or "encoder-prompt" ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
-            var isDecoder = family == ModelFamily.Gpt2;
-            if (isDecoder != (kind == ClassifierKind.Decoder))
+            var familyKind = family switch
+            {
+                ModelFamily.Gpt2 => ClassifierKind.Decoder,
+                ModelFamily.Bart or ModelFamily.T5 => ClassifierKind.EncoderDecoder,
+                _ => ClassifierKind.Encoder,
+            };
+            var kind = s.Kind switch
+            {
+                null => familyKind,
+                "decoder" or "prompt" => ClassifierKind.Decoder,
+                "seq2seq" or "seq2seq-prompt" => ClassifierKind.EncoderDecoder,
+                _ => ClassifierKind.Encoder,
+            };
+            var strategy = s.Kind is "prompt" or "encoder-prompt" or "seq2seq-prompt" || (s.Kind is null && family == ModelFamily.T5)
+                ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
+            static string Describe(ClassifierKind k) => k switch
+            {
+                ClassifierKind.Decoder => "decoder",
+                ClassifierKind.EncoderDecoder => "encoder-decoder",
+                _ => "encoder",
+            };
+            if (familyKind != kind || (family == ModelFamily.T5 && strategy == ClassificationStrategy.Head))
             {
                 // The library says the same in its own terms; on the command line the answer is a --kind value.
-                var fits = (isDecoder, strategy) switch
+                var fits = (familyKind, strategy) switch
                 {
-                    (true, ClassificationStrategy.Head) => "decoder",
-                    (true, _) => "prompt",
-                    (false, ClassificationStrategy.Head) => "encoder",
+                    (ClassifierKind.Decoder, ClassificationStrategy.Head) => "decoder",
+                    (ClassifierKind.Decoder, _) => "prompt",
+                    (ClassifierKind.EncoderDecoder, _) when family == ModelFamily.T5 => "seq2seq-prompt (T5 has no classification head)",
+                    (ClassifierKind.EncoderDecoder, ClassificationStrategy.Head) => "seq2seq",
+                    (ClassifierKind.EncoderDecoder, _) => "seq2seq-prompt",
+                    (_, ClassificationStrategy.Head) => "encoder",
                     _ => "encoder-prompt",
                 };
-                throw new CliException($"The model {s.Model} is a {family} {(isDecoder ? "decoder" : "encoder")}, but --kind {s.Kind} asks for {(isDecoder ? "an encoder" : "a decoder")}. Use --kind {fits} for this model.");
+                throw new CliException($"The model {s.Model} is a {family} {Describe(familyKind)}, but --kind {s.Kind} asks for {(kind == ClassifierKind.Encoder ? "an" : "a")} {Describe(kind)}{(familyKind == kind ? " classification head" : string.Empty)}. Use --kind {fits} for this model.");
             }
 
             var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
@@ -158,7 +178,7 @@ internal static class TrainCommand
             }
 
             var console = AnsiConsole.Console;
-            var what = kind == ClassifierKind.Decoder ? "decoder" : "encoder";
+            var what = Describe(kind);
             console.MarkupLine(Markup.Escape($"Fine-tuning {s.Model} ({what}, {(strategy == ClassificationStrategy.Prompt ? "prompt" : "classification head")}) on {Path.GetFileName(s.Data)}: {classNames.Count} classes"));
             var keyColumn = ModelZip.KeyColumn(s.LabelColumn);
             // Sorted key values, so class order (Score slots) does not depend on row order.
@@ -184,9 +204,12 @@ internal static class TrainCommand
                         bar.Description = Markup.Escape(line);
                     });
                     var options = new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validation is null ? null : toKey.Fit(train.View).Transform(validation.View), progress, cancellation);
-                    var trainer = kind == ClassifierKind.Decoder
-                        ? ml.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)options)
-                        : ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options);
+                    var trainer = options switch
+                    {
+                        DecoderClassifierOptions decoder => ml.MulticlassClassification.Trainers.DecoderClassifier(decoder),
+                        EncoderDecoderClassifierOptions encoderDecoder => ml.MulticlassClassification.Trainers.EncoderDecoderClassifier(encoderDecoder),
+                        _ => ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options),
+                    };
                     var pipeline = toKey.Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", ModelZip.PredictedKey));
                     model = pipeline.Fit(train.View);
                     bar.Value = bar.MaxValue;
@@ -278,7 +301,12 @@ internal static class TrainCommand
     {
         public TransformerClassifierOptions Options(Settings s, string keyColumn, string folder, IDataView? validation, IProgress<TrainingProgress> progress, CancellationToken cancellation)
         {
-            TransformerClassifierOptions options = Kind == ClassifierKind.Decoder ? new DecoderClassifierOptions() : new EncoderClassifierOptions();
+            TransformerClassifierOptions options = Kind switch
+            {
+                ClassifierKind.Decoder => new DecoderClassifierOptions(),
+                ClassifierKind.EncoderDecoder => new EncoderDecoderClassifierOptions(),
+                _ => new EncoderClassifierOptions(),
+            };
             options.LabelColumnName = keyColumn;
             options.TextColumnName = s.TextColumn;
             options.SecondTextColumnName = s.SecondTextColumn;
