@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using MLNetTransformerExtensions.Modeling;
 using MLNetTransformerExtensions.Tokenization;
 using static TorchSharp.torch;
@@ -11,7 +12,8 @@ namespace MLNetTransformerExtensions.Cli.Commands;
 /// <summary>
 /// <c>logits</c>: one JSON line per input record with its token ids, mask and logits — the classification head's, or
 /// with <c>--head lm</c> the vocabulary logits at the scored position (the last real token of a decoder, the first mask
-/// token of an encoder). Everything is validated before anything is written, so stdout holds only result lines.
+/// token of an encoder, the first decoder step of an encoder-decoder, whose records may also carry <c>targets</c>:
+/// each is scored teacher forced). Everything is validated before anything is written, so stdout holds only result lines.
 /// </summary>
 internal static class LogitsCommand
 {
@@ -19,6 +21,7 @@ internal static class LogitsCommand
     {
         var model = new Option<string>("--model") { Description = "A HuggingFace model folder (config.json, weights, tokenizer files).", Required = true };
         var input = InputRecords.CreateOption();
+        input.Description = "A .txt file (one text per line) or .jsonl file ({\"text\": ..., \"text_pair\": ..., \"targets\": [...]} per line; targets for encoder-decoders with --head lm).";
         var maxLength = new Option<int?>("--max-length") { Description = "Truncate to this many tokens, special tokens included (default: the model's maximum)." };
         var padding = new Option<string>("--padding") { Description = "Padding side of the batches: right or left. The output does not depend on it.", DefaultValueFactory = _ => "right" };
         padding.AcceptOnlyFromAmong("right", "left");
@@ -65,7 +68,12 @@ internal static class LogitsCommand
                     throw new CliException($"{input.Name}:{record.Line}: the text has no tokens, so there is nothing to score.");
                 }
 
-                var position = !languageModelHead ? 0
+                if (record.Targets is not null && !(languageModelHead && config.IsEncoderDecoder))
+                {
+                    throw new CliException($"{input.Name}:{record.Line}: \"targets\" are scored by an encoder-decoder's decoder (BART, T5) with --head lm; this is a {config.Family} model{(languageModelHead ? string.Empty : " without --head lm")}.");
+                }
+
+                var position = !languageModelHead || config.IsEncoderDecoder ? 0
                     : config.Family == ModelFamily.Gpt2 ? e.InputIds.Length - 1
                     : Array.IndexOf(e.InputIds, tokenizer.MaskTokenId ?? -1);
                 if (position < 0)
@@ -91,6 +99,25 @@ internal static class LogitsCommand
             {
                 using var scope = NewDisposeScope();
                 var rows = encoded.GetRange(start, Math.Min(batchSize, encoded.Count - start));
+                if (model is ConditionalGenerationModel generator)
+                {
+                    // Right padding whatever --padding says: the encoder's positions and masks expect it (BART, T5).
+                    var batch = EncodedBatch.Pad(rows, tokenizer.PadTokenId);
+                    long[] shape = [batch.BatchSize, batch.SequenceLength];
+                    var mask = tensor(batch.AttentionMask, shape);
+                    var encoder = generator.HiddenStates(tensor(batch.InputIds, shape), mask, null);
+                    var decoderStart = full(rows.Count, 1, (long)(config.DecoderStartTokenId ?? tokenizer.PadTokenId), ScalarType.Int64);
+                    var firstStep = generator.PredictTokens(generator.DecoderHiddenStates(decoderStart, encoder, mask))[.., 0];   // (B, V)
+                    for (var r = 0; r < rows.Count; r++)
+                    {
+                        var targets = records[start + r].Targets is { } t ? Targets.Score(generator, tokenizer, encoder[r..(r + 1)], mask[r..(r + 1)], t) : null;
+                        stdout.Write(Line(rows[r], firstStep[r].data<float>().ToArray(), targets));
+                        stdout.Write('\n');
+                    }
+
+                    continue;
+                }
+
                 var logits = Forward(model, config, tokenizer, rows, positions.GetRange(start, rows.Count), leftPadding);
                 for (var r = 0; r < rows.Count; r++)
                 {
@@ -129,7 +156,7 @@ internal static class LogitsCommand
         return languageModel.PredictTokens(scored);
     }
 
-    private static string Line(EncodedText row, float[] logits)
+    private static string Line(EncodedText row, float[] logits, string? targets = null)
     {
         var builder = new StringBuilder(32 + logits.Length * 12);
         builder.Append("{\"input_ids\":[").AppendJoin(',', row.InputIds).Append("],\"attention_mask\":[");
@@ -144,12 +171,49 @@ internal static class LogitsCommand
             builder.Append(logits[i].ToString("R", CultureInfo.InvariantCulture));
         }
 
-        return builder.Append("]}").ToString();
+        builder.Append(']');
+        if (targets is not null)
+        {
+            builder.Append(",\"targets\":").Append(targets);
+        }
+
+        return builder.Append('}').ToString();
     }
 }
 
-/// <summary>One record of a <c>.txt</c> or <c>.jsonl</c> input file.</summary>
-internal sealed record InputRecord(int Line, string Text, string? TextPair);
+/// <summary>
+/// Teacher-forced scores of target texts under an encoder-decoder, as HuggingFace's <c>model(..., labels=...)</c> sees
+/// them: the labels are the tokenized target (special tokens included), the decoder reads them shifted right.
+/// </summary>
+internal static class Targets
+{
+    /// <summary>One JSON object per target: <c>target</c>, <c>labels</c>, <c>token_log_softmax</c>, <c>sum</c>, <c>mean</c>.</summary>
+    public static string Score(ConditionalGenerationModel model, TransformerTokenizer tokenizer, Tensor encoder, Tensor mask, IReadOnlyList<string> targets)
+    {
+        var result = new JsonArray();
+        foreach (var target in targets)
+        {
+            var labels = tokenizer.Encode(target).InputIds;
+            var ids = tensor(labels.Select(id => (long)id).ToArray(), [1, labels.Length]);
+            var logSoftmax = model.PredictTokens(model.DecoderHiddenStates(model.ShiftRight(ids), encoder, mask)).to(ScalarType.Float32).log_softmax(-1);
+            var picked = logSoftmax.gather(2, ids.unsqueeze(2)).squeeze(2)[0].data<float>().ToArray();
+            var sum = picked.Sum(v => (double)v);
+            result.Add(new JsonObject
+            {
+                ["target"] = target,
+                ["labels"] = new JsonArray([.. labels.Select(id => JsonValue.Create(id))]),
+                ["token_log_softmax"] = new JsonArray([.. picked.Select(v => JsonValue.Create(v))]),
+                ["sum"] = sum,
+                ["mean"] = sum / picked.Length,
+            });
+        }
+
+        return result.ToJsonString();
+    }
+}
+
+/// <summary>One record of a <c>.txt</c> or <c>.jsonl</c> input file; <c>targets</c> are target texts to score (encoder-decoders).</summary>
+internal sealed record InputRecord(int Line, string Text, string? TextPair, IReadOnlyList<string>? Targets = null);
 
 /// <summary>Reads the input files of <c>logits</c> (and other commands that take raw texts).</summary>
 internal static class InputRecords
@@ -198,7 +262,15 @@ internal static class InputRecords
                         : throw new CliException($"{file.Name}:{lineNumber}: \"text_pair\" must be a string or null.");
                 }
 
-                records.Add(new InputRecord(lineNumber, text.GetString()!, pair));
+                List<string>? targets = null;
+                if (root.TryGetProperty("targets", out var targetsElement) && targetsElement.ValueKind != JsonValueKind.Null)
+                {
+                    targets = targetsElement.ValueKind == JsonValueKind.Array && targetsElement.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String)
+                        ? [.. targetsElement.EnumerateArray().Select(t => t.GetString()!)]
+                        : throw new CliException($"{file.Name}:{lineNumber}: \"targets\" must be an array of strings.");
+                }
+
+                records.Add(new InputRecord(lineNumber, text.GetString()!, pair, targets));
             }
             catch (JsonException e)
             {

@@ -46,11 +46,11 @@ internal static class TrainCommand
         var second = new Option<string?>("--second-text-column") { Description = "A second text column, for sentence pairs." };
         var label = new Option<string>("--label-column") { Description = "The label column.", DefaultValueFactory = _ => "Label" };
         var model = new Option<string?>("--model") { Description = $"A HuggingFace model folder, hub id (owner/name[@revision]) or built-in model ({string.Join(", ", Builtin.BuiltinModels.Names)}). Default: {Builtin.BuiltinModels.DefaultName}; {Builtin.BuiltinModels.DecoderName} for --kind decoder or prompt." };
-        var kind = new Option<string?>("--kind") { Description = "encoder, decoder (classification head; default: from the model's family), prompt (a decoder scoring label words after a prompt), encoder-prompt (an encoder's masked-LM head scoring label words at a mask), chat (a chat model behind an OpenAI-compatible endpoint, zero- or few-shot: see --endpoint, --chat-model), setfit (contrastive fine-tuning of a sentence encoder, then a logistic-regression head on its embeddings; for few labels) or embedding (the same head on frozen embeddings: a linear probe)." };
-        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt", "chat", "setfit", "embedding");
+        var kind = new Option<string?>("--kind") { Description = "encoder, decoder, seq2seq (classification head: BART's for seq2seq; default: from the model's family), prompt (a decoder scoring label words after a prompt), encoder-prompt (an encoder's masked-LM head scoring label words at a mask), seq2seq-prompt (BART or T5 text-to-text: the decoder scores each class's target text), chat (a chat model behind an OpenAI-compatible endpoint, zero- or few-shot: see --endpoint, --chat-model), setfit (contrastive fine-tuning of a sentence encoder, then a logistic-regression head on its embeddings; for few labels) or embedding (the same head on frozen embeddings: a linear probe)." };
+        kind.AcceptOnlyFromAmong("encoder", "decoder", "prompt", "encoder-prompt", "seq2seq", "seq2seq-prompt", "chat", "setfit", "embedding");
         var iterations = new Option<int>("--iterations") { Description = "setfit: pair-generation rounds, each one same-label and one other-label pair per training row (SetFit's num_iterations).", DefaultValueFactory = _ => SetFitOptions.Defaults.NumberOfIterations };
         var pairs = new Option<int?>("--pairs") { Description = "setfit: a number of training pairs instead of --iterations rounds." };
-        var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\"" };
+        var template = new Option<string?>("--template") { Description = "Prompt strategies: the template, with {text} (and {text2}; {mask} for encoder-prompt). Default: \"Review: {text} Sentiment:\" / \"{text} It was {mask}.\" / \"sst2 sentence: {text}\"" };
         var labelWords = new Option<string?>("--label-words") { Description = "Prompt strategies: one word per class, e.g. \"positive= positive,negative= negative\" (default: from the label names)." };
         var shots = new Option<int>("--shots") { Description = "Prompt strategies and chat: demonstrations per class prepended to each prompt.", DefaultValueFactory = _ => 0 };
         var chat = new ChatArguments();
@@ -153,21 +153,41 @@ internal static class TrainCommand
 
             var folder = ModelArgument.Resolve(s.Model);
             var family = TransformerConfig.FromFolder(folder).Family;
-            var kind = s.Kind is null ? (family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder)
-                : s.Kind is "decoder" or "prompt" ? ClassifierKind.Decoder : ClassifierKind.Encoder;
-            var strategy = s.Kind is "prompt" or "encoder-prompt" ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
-            var isDecoder = family == ModelFamily.Gpt2;
-            if (!s.IsSetFit && isDecoder != (kind == ClassifierKind.Decoder))
+            var familyKind = family switch
+            {
+                ModelFamily.Gpt2 => ClassifierKind.Decoder,
+                ModelFamily.Bart or ModelFamily.T5 => ClassifierKind.EncoderDecoder,
+                _ => ClassifierKind.Encoder,
+            };
+            var kind = s.Kind switch
+            {
+                null => familyKind,
+                "decoder" or "prompt" => ClassifierKind.Decoder,
+                "seq2seq" or "seq2seq-prompt" => ClassifierKind.EncoderDecoder,
+                _ => ClassifierKind.Encoder,
+            };
+            var strategy = s.Kind is "prompt" or "encoder-prompt" or "seq2seq-prompt" || (s.Kind is null && family == ModelFamily.T5)
+                ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
+            static string Describe(ClassifierKind k) => k switch
+            {
+                ClassifierKind.Decoder => "decoder",
+                ClassifierKind.EncoderDecoder => "encoder-decoder",
+                _ => "encoder",
+            };
+            if (!s.IsSetFit && (familyKind != kind || (family == ModelFamily.T5 && strategy == ClassificationStrategy.Head)))
             {
                 // The library says the same in its own terms; on the command line the answer is a --kind value.
-                var fits = (isDecoder, strategy) switch
+                var fits = (familyKind, strategy) switch
                 {
-                    (true, ClassificationStrategy.Head) => "decoder",
-                    (true, _) => "prompt",
-                    (false, ClassificationStrategy.Head) => "encoder",
+                    (ClassifierKind.Decoder, ClassificationStrategy.Head) => "decoder",
+                    (ClassifierKind.Decoder, _) => "prompt",
+                    (ClassifierKind.EncoderDecoder, _) when family == ModelFamily.T5 => "seq2seq-prompt (T5 has no classification head)",
+                    (ClassifierKind.EncoderDecoder, ClassificationStrategy.Head) => "seq2seq",
+                    (ClassifierKind.EncoderDecoder, _) => "seq2seq-prompt",
+                    (_, ClassificationStrategy.Head) => "encoder",
                     _ => "encoder-prompt",
                 };
-                throw new CliException($"The model {s.Model} is a {family} {(isDecoder ? "decoder" : "encoder")}, but --kind {s.Kind} asks for {(isDecoder ? "an encoder" : "a decoder")}. Use --kind {fits} for this model.");
+                throw new CliException($"The model {s.Model} is a {family} {Describe(familyKind)}, but --kind {s.Kind} asks for {(kind == ClassifierKind.Encoder ? "an" : "a")} {Describe(kind)}{(familyKind == kind ? " classification head" : string.Empty)}. Use --kind {fits} for this model.");
             }
 
             var classNames = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
@@ -182,7 +202,7 @@ internal static class TrainCommand
             }
 
             var console = AnsiConsole.Console;
-            var what = kind == ClassifierKind.Decoder ? "decoder" : "encoder";
+            var what = Describe(kind);
             var how = s.Kind switch
             {
                 "setfit" => "SetFit: contrastive fine-tuning, then a logistic-regression head",
@@ -220,6 +240,7 @@ internal static class TrainCommand
                         : new EncoderOrDecoder(kind, strategy).Options(s, keyColumn, folder, validationView, recording, cancellation) switch
                         {
                             DecoderClassifierOptions decoder => ml.MulticlassClassification.Trainers.DecoderClassifier(decoder),
+                            EncoderDecoderClassifierOptions encoderDecoder => ml.MulticlassClassification.Trainers.EncoderDecoderClassifier(encoderDecoder),
                             var encoder => ml.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)encoder),
                         };
                     var pipeline = toKey.Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel", ModelZip.PredictedKey));
@@ -416,7 +437,12 @@ internal static class TrainCommand
     {
         public TransformerClassifierOptions Options(Settings s, string keyColumn, string folder, IDataView? validation, IProgress<TrainingProgress> progress, CancellationToken cancellation)
         {
-            TransformerClassifierOptions options = Kind == ClassifierKind.Decoder ? new DecoderClassifierOptions() : new EncoderClassifierOptions();
+            TransformerClassifierOptions options = Kind switch
+            {
+                ClassifierKind.Decoder => new DecoderClassifierOptions(),
+                ClassifierKind.EncoderDecoder => new EncoderDecoderClassifierOptions(),
+                _ => new EncoderClassifierOptions(),
+            };
             options.LabelColumnName = keyColumn;
             options.TextColumnName = s.TextColumn;
             options.SecondTextColumnName = s.SecondTextColumn;

@@ -18,7 +18,8 @@ public static class ExperimentCandidates
     /// The transformer candidates a model supports: a GPT-2 decoder gives a head and a prompt candidate; an encoder a
     /// head candidate, plus a prompt (PET) candidate when its checkpoint keeps the masked-LM head, and a SetFit and an
     /// embedding + L-BFGS candidate when it is a sentence encoder (sentence-transformers' pooling files, as the built-in
-    /// encoders have).
+    /// encoders have); BART a head and a text-to-text candidate, T5 a text-to-text candidate. Encoder-decoders join only
+    /// when named here (no built-in one).
     /// </summary>
     /// <param name="model">A model folder, a built-in model (<c>builtin:...</c>) or a HuggingFace hub id.</param>
     /// <param name="hub">Where hub ids are downloaded from; null reads huggingface_hub's environment variables.</param>
@@ -30,7 +31,18 @@ public static class ExperimentCandidates
     {
         CheckModelName(model);
         var folder = ModelLocator.Resolve(model, hub, cancellationToken: cancellationToken);
-        if (TransformerConfig.FromFolder(folder).Family == ModelFamily.Gpt2)
+        var family = TransformerConfig.FromFolder(folder).Family;
+        if (family == ModelFamily.T5)
+        {
+            return [new TransformerCandidate(model, TransformerCandidateKind.Seq2SeqPrompt, hub)]; // T5 has no classification head
+        }
+
+        if (family == ModelFamily.Bart)
+        {
+            return [new TransformerCandidate(model, TransformerCandidateKind.Seq2SeqHead, hub), new TransformerCandidate(model, TransformerCandidateKind.Seq2SeqPrompt, hub)];
+        }
+
+        if (family == ModelFamily.Gpt2)
         {
             return [new TransformerCandidate(model, TransformerCandidateKind.DecoderHead, hub), new TransformerCandidate(model, TransformerCandidateKind.DecoderPrompt, hub)];
         }

@@ -21,6 +21,12 @@ public enum TransformerCandidateKind
 
     /// <summary>A decoder's next-token head scoring one label word per class after a prompt.</summary>
     DecoderPrompt,
+
+    /// <summary>BART with its classification head on the decoder's state at the last end-of-sequence token.</summary>
+    Seq2SeqHead,
+
+    /// <summary>BART's LM head or T5 scoring each class's target text after a prompt (text-to-text).</summary>
+    Seq2SeqPrompt,
 }
 
 /// <summary>
@@ -95,6 +101,8 @@ public sealed class TransformerCandidate : ExperimentCandidate
         TransformerCandidateKind.EncoderPrompt => "encoder-prompt",
         TransformerCandidateKind.DecoderHead => "decoder-head",
         TransformerCandidateKind.DecoderPrompt => "decoder-prompt",
+        TransformerCandidateKind.Seq2SeqHead => "seq2seq-head",
+        TransformerCandidateKind.Seq2SeqPrompt => "seq2seq-prompt",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
@@ -106,22 +114,25 @@ public sealed class TransformerCandidate : ExperimentCandidate
         var folder = ModelLocator.Resolve(Model, _hub, cancellationToken: cancellationToken);
         var config = TransformerConfig.FromFolder(folder);
         var decoder = Kind is TransformerCandidateKind.DecoderHead or TransformerCandidateKind.DecoderPrompt;
-        if (decoder != (config.Family == ModelFamily.Gpt2))
+        var seq2seq = Kind is TransformerCandidateKind.Seq2SeqHead or TransformerCandidateKind.Seq2SeqPrompt;
+        if (decoder != (config.Family == ModelFamily.Gpt2) || seq2seq != config.IsEncoderDecoder
+            || (Kind == TransformerCandidateKind.Seq2SeqHead && config.Family != ModelFamily.Bart))
         {
-            throw new InvalidDataException($"'{Model}' is a {config.Family} model; the {KindName(Kind)} candidate needs {(decoder ? "a GPT-2 decoder" : "an encoder (BERT, RoBERTa, DistilBERT)")}.");
+            var needs = decoder ? "a GPT-2 decoder" : Kind == TransformerCandidateKind.Seq2SeqHead ? "BART" : seq2seq ? "an encoder-decoder (BART, T5)" : "an encoder (BERT, RoBERTa, DistilBERT)";
+            throw new InvalidDataException($"'{Model}' is a {config.Family} model; the {KindName(Kind)} candidate needs {needs}.");
         }
 
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         var lengths = data.SampleTexts.Select((text, i) => tokenizer.Encode(text, data.SampleSecondTexts?[i], int.MaxValue).Length).Order().ToList();
         var p95 = lengths.Count == 0 ? 16 : lengths[Math.Min(lengths.Count - 1, (int)Math.Ceiling(0.95 * lengths.Count) - 1)];
-        var prompt = Kind is TransformerCandidateKind.EncoderPrompt or TransformerCandidateKind.DecoderPrompt ? PromptOverheadTokens : 0;
+        var prompt = Kind is TransformerCandidateKind.EncoderPrompt or TransformerCandidateKind.DecoderPrompt or TransformerCandidateKind.Seq2SeqPrompt ? PromptOverheadTokens : 0;
         var cap = Math.Min(tokenizer.ModelMaxLength, config.MaxPositions);
         _maxLength = Math.Min(cap, Math.Max(16, (p95 + prompt + 7) / 8 * 8));
         _defaultLearningRate = config.HiddenSize <= 512 ? 1e-4 : 3e-5;
 
         // Training costs about 6 multiply-adds per parameter and token; a layer holds about 12·hidden² parameters.
         var meanTokens = lengths.Count == 0 ? 16 : Math.Min(_maxLength, lengths.Average() + prompt);
-        var parameters = 12.0 * config.NumLayers * config.HiddenSize * config.HiddenSize;
+        var parameters = 12.0 * (config.NumLayers + (config.IsEncoderDecoder ? config.DecoderLayers : 0)) * config.HiddenSize * config.HiddenSize;
         _secondsPerRow = 6 * parameters * meanTokens / AssumedFlopsPerSecond;
         _folder = folder;
     }
@@ -150,8 +161,12 @@ public sealed class TransformerCandidate : ExperimentCandidate
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(setup);
-        var decoder = Kind is TransformerCandidateKind.DecoderHead or TransformerCandidateKind.DecoderPrompt;
-        TransformerClassifierOptions options = decoder ? new DecoderClassifierOptions() : new EncoderClassifierOptions();
+        TransformerClassifierOptions options = Kind switch
+        {
+            TransformerCandidateKind.DecoderHead or TransformerCandidateKind.DecoderPrompt => new DecoderClassifierOptions(),
+            TransformerCandidateKind.Seq2SeqHead or TransformerCandidateKind.Seq2SeqPrompt => new EncoderDecoderClassifierOptions(),
+            _ => new EncoderClassifierOptions(),
+        };
         var h = setup.Hyperparameters;
         var epochs = (int)h.GetValueOrDefault("epochs", TransformerClassifierOptions.FineTuningDefaults.Epochs);
         var validate = epochs > 1 && setup.ValidationSet is not null;
@@ -161,7 +176,7 @@ public sealed class TransformerCandidate : ExperimentCandidate
         options.PredictedLabelColumnName = setup.PredictedLabelKeyColumnName;
         options.ModelPath = _folder ?? Model;
         options.Hub = _hub;
-        options.Strategy = Kind is TransformerCandidateKind.EncoderPrompt or TransformerCandidateKind.DecoderPrompt
+        options.Strategy = Kind is TransformerCandidateKind.EncoderPrompt or TransformerCandidateKind.DecoderPrompt or TransformerCandidateKind.Seq2SeqPrompt
             ? ClassificationStrategy.Prompt : ClassificationStrategy.Head;
         options.NumberOfEpochs = epochs;
         options.LearningRate = h.GetValueOrDefault("learning_rate", TransformerClassifierOptions.FineTuningDefaults.LearningRate);
@@ -173,9 +188,12 @@ public sealed class TransformerCandidate : ExperimentCandidate
         options.EarlyStoppingPatience = validate ? 1 : null;
         options.Progress = setup.TrainingProgress;
         options.CancellationToken = setup.CancellationToken;
-        return decoder
-            ? mlContext.MulticlassClassification.Trainers.DecoderClassifier((DecoderClassifierOptions)options)
-            : mlContext.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options);
+        return options switch
+        {
+            DecoderClassifierOptions decoder => mlContext.MulticlassClassification.Trainers.DecoderClassifier(decoder),
+            EncoderDecoderClassifierOptions encoderDecoder => mlContext.MulticlassClassification.Trainers.EncoderDecoderClassifier(encoderDecoder),
+            _ => mlContext.MulticlassClassification.Trainers.EncoderClassifier((EncoderClassifierOptions)options),
+        };
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace MLNetTransformerExtensions.MLNet;
 
 /// <summary>
 /// The transformer trainers in ML.NET's catalogs: <c>mlContext.MulticlassClassification.Trainers.EncoderClassifier(...)</c>,
-/// <c>...DecoderClassifier(...)</c>, and the same on <c>BinaryClassification.Trainers</c>.
+/// <c>...DecoderClassifier(...)</c>, <c>...EncoderDecoderClassifier(...)</c>, and the same on <c>BinaryClassification.Trainers</c>.
 /// </summary>
 /// <remarks>
 /// <para><b>Input and output columns.</b> Input: a text column (String), an optional second text column (sentence pairs),
@@ -119,6 +119,60 @@ public static class TransformerClassifierCatalog
     /// <returns>The estimator.</returns>
     public static TextClassificationEstimator DecoderClassifier(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, DecoderClassifierOptions options) =>
         Create(catalog.GetHostEnvironment(), TextClassificationTask.Binary, options, ClassifierKind.Decoder);
+
+    /// <summary>
+    /// Fine-tunes an encoder-decoder: BART with its classification head (the decoder's state at the last end-of-sequence
+    /// token), or with <see cref="ClassificationStrategy.Prompt"/> BART's LM head or T5 scoring each class's target text
+    /// text-to-text (<c>sst2 sentence: {text}</c> → <c>positive</c>).
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers.</param>
+    /// <param name="labelColumnName">The label column: a key type, as <c>MapValueToKey</c> makes.</param>
+    /// <param name="textColumnName">The text column.</param>
+    /// <param name="modelPath">A HuggingFace BART or T5 folder or hub id.</param>
+    /// <param name="secondTextColumnName">A second text column for sentence pairs, or null.</param>
+    /// <param name="numberOfEpochs">Passes over the training data.</param>
+    /// <param name="batchSize">Sequences per batch.</param>
+    /// <param name="learningRate">Peak learning rate.</param>
+    /// <param name="maximumLength">Longest input in tokens.</param>
+    /// <returns>The estimator.</returns>
+    public static TextClassificationEstimator EncoderDecoderClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = TextClassificationOptions.Defaults.LabelColumnName, string textColumnName = TextClassificationOptions.Defaults.TextColumnName,
+        string modelPath = "", string? secondTextColumnName = null, int numberOfEpochs = TransformerClassifierOptions.FineTuningDefaults.Epochs,
+        int batchSize = TextClassificationOptions.Defaults.BatchSize, double learningRate = TransformerClassifierOptions.FineTuningDefaults.LearningRate,
+        int? maximumLength = TransformerClassifierOptions.FineTuningDefaults.MaxLength) =>
+        catalog.EncoderDecoderClassifier(Fill(new EncoderDecoderClassifierOptions(), labelColumnName, textColumnName, modelPath, secondTextColumnName, numberOfEpochs, batchSize, learningRate, maximumLength));
+
+    /// <summary>Fine-tunes an encoder-decoder with every option.</summary>
+    /// <param name="catalog">The multiclass trainers.</param>
+    /// <param name="options">Columns, model, strategy and fine-tuning options.</param>
+    /// <returns>The estimator.</returns>
+    public static TextClassificationEstimator EncoderDecoderClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, EncoderDecoderClassifierOptions options) =>
+        Create(catalog.GetHostEnvironment(), TextClassificationTask.Multiclass, options, ClassifierKind.EncoderDecoder);
+
+    /// <summary>Fine-tunes an encoder-decoder (BART head, or BART/T5 text-to-text with the prompt strategy) for a Boolean label.</summary>
+    /// <param name="catalog">The binary trainers.</param>
+    /// <param name="labelColumnName">The Boolean label column.</param>
+    /// <param name="textColumnName">The text column.</param>
+    /// <param name="modelPath">A HuggingFace BART or T5 folder or hub id.</param>
+    /// <param name="secondTextColumnName">A second text column for sentence pairs, or null.</param>
+    /// <param name="numberOfEpochs">Passes over the training data.</param>
+    /// <param name="batchSize">Sequences per batch.</param>
+    /// <param name="learningRate">Peak learning rate.</param>
+    /// <param name="maximumLength">Longest input in tokens.</param>
+    /// <returns>The estimator.</returns>
+    public static TextClassificationEstimator EncoderDecoderClassifier(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
+        string labelColumnName = TextClassificationOptions.Defaults.LabelColumnName, string textColumnName = TextClassificationOptions.Defaults.TextColumnName,
+        string modelPath = "", string? secondTextColumnName = null, int numberOfEpochs = TransformerClassifierOptions.FineTuningDefaults.Epochs,
+        int batchSize = TextClassificationOptions.Defaults.BatchSize, double learningRate = TransformerClassifierOptions.FineTuningDefaults.LearningRate,
+        int? maximumLength = TransformerClassifierOptions.FineTuningDefaults.MaxLength) =>
+        catalog.EncoderDecoderClassifier(Fill(new EncoderDecoderClassifierOptions(), labelColumnName, textColumnName, modelPath, secondTextColumnName, numberOfEpochs, batchSize, learningRate, maximumLength));
+
+    /// <summary>Fine-tunes an encoder-decoder for a Boolean label, with every option.</summary>
+    /// <param name="catalog">The binary trainers.</param>
+    /// <param name="options">Columns, model, strategy and fine-tuning options.</param>
+    /// <returns>The estimator.</returns>
+    public static TextClassificationEstimator EncoderDecoderClassifier(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, EncoderDecoderClassifierOptions options) =>
+        Create(catalog.GetHostEnvironment(), TextClassificationTask.Binary, options, ClassifierKind.EncoderDecoder);
 
     private static T Fill<T>(T options, string label, string text, string modelPath, string? secondText, int epochs, int batchSize, double learningRate, int? maximumLength)
         where T : TransformerClassifierOptions

@@ -18,6 +18,12 @@ public enum ModelFamily
 
     /// <summary>GPT-2 (<c>gpt2</c>): causal decoder, pre-LN.</summary>
     Gpt2,
+
+    /// <summary>BART (<c>bart</c>): encoder-decoder, post-LN, learned positions offset by 2.</summary>
+    Bart,
+
+    /// <summary>T5 (<c>t5</c>): encoder-decoder, pre-RMSNorm, relative position buckets, no biases.</summary>
+    T5,
 }
 
 /// <summary>Activation functions named as in HuggingFace's <c>ACT2FN</c>.</summary>
@@ -91,7 +97,7 @@ public sealed record TransformerConfig
     /// <summary>End-of-sequence token id (<c>eos_token_id</c>), if any.</summary>
     public int? EosTokenId { get; init; }
 
-    /// <summary>Standard deviation of the weight initialisation (<c>initializer_range</c>).</summary>
+    /// <summary>Standard deviation of the weight initialisation (<c>initializer_range</c>, BART's <c>init_std</c>); for T5 its <c>initializer_factor</c>, which scales T5's fan-in-based initialisation.</summary>
     public double InitializerRange { get; init; } = 0.02;
 
     /// <summary>Whether output projections share the input embeddings (<c>tie_word_embeddings</c>, default true).</summary>
@@ -106,6 +112,43 @@ public sealed record TransformerConfig
     /// <summary>DistilBERT's <c>sinusoidal_pos_embds</c>: fixed sinusoidal positions when trained from scratch.</summary>
     public bool SinusoidalPositions { get; init; }
 
+    /// <summary>Encoder-decoders: decoder layers (<c>decoder_layers</c>, <c>num_decoder_layers</c>); otherwise <see cref="NumLayers"/>.</summary>
+    public int DecoderLayers { get => _decoderLayers ?? NumLayers; init => _decoderLayers = value; }
+
+    /// <summary>Encoder-decoders: decoder attention heads (<c>decoder_attention_heads</c>); otherwise <see cref="NumHeads"/>.</summary>
+    public int DecoderHeads { get => _decoderHeads ?? NumHeads; init => _decoderHeads = value; }
+
+    /// <summary>Encoder-decoders: the decoder's feed-forward size (<c>decoder_ffn_dim</c>); otherwise <see cref="IntermediateSize"/>.</summary>
+    public int DecoderIntermediateSize { get => _decoderIntermediateSize ?? IntermediateSize; init => _decoderIntermediateSize = value; }
+
+    /// <summary>T5's <c>d_kv</c>: the size of one attention head, independent of the hidden size; null elsewhere.</summary>
+    public int? KeyValueSize { get; init; }
+
+    /// <summary>BART's <c>scale_embedding</c>: multiply token embeddings by √d_model.</summary>
+    public bool ScaleEmbedding { get; init; }
+
+    /// <summary>Encoder-decoders: the first decoder input (<c>decoder_start_token_id</c>: <c>&lt;/s&gt;</c> for BART, <c>&lt;pad&gt;</c> for T5).</summary>
+    public int? DecoderStartTokenId { get; init; }
+
+    /// <summary>T5's <c>relative_attention_num_buckets</c>.</summary>
+    public int RelativeAttentionNumBuckets { get; init; }
+
+    /// <summary>T5's <c>relative_attention_max_distance</c>.</summary>
+    public int RelativeAttentionMaxDistance { get; init; }
+
+    /// <summary>T5's gated feed-forward (<c>feed_forward_proj</c> <c>gated-*</c>): <c>wo(act(wi_0 x) * wi_1 x)</c>.</summary>
+    public bool GatedFeedForward { get; init; }
+
+    /// <summary>BART's <c>activation_dropout</c>: dropout after the feed-forward activation.</summary>
+    public double ActivationDropout { get; init; }
+
+    /// <summary>Whether the family is an encoder-decoder (BART, T5).</summary>
+    public bool IsEncoderDecoder => Family is ModelFamily.Bart or ModelFamily.T5;
+
+    private readonly int? _decoderLayers;
+    private readonly int? _decoderHeads;
+    private readonly int? _decoderIntermediateSize;
+
     /// <summary>Class names by id (<c>id2label</c>), or <c>LABEL_i</c> defaults for <see cref="NumLabels"/> classes.</summary>
     public required IReadOnlyList<string> Labels { get; init; }
 
@@ -113,7 +156,7 @@ public sealed record TransformerConfig
     public int NumLabels => Labels.Count;
 
     /// <summary>The size of one attention head.</summary>
-    public int HeadDim => HiddenSize / NumHeads;
+    public int HeadDim => KeyValueSize ?? HiddenSize / NumHeads;
 
     /// <summary>The JSON this config was read from (or will be written as).</summary>
     public required JsonObject Json { get; init; }
@@ -155,14 +198,16 @@ public sealed record TransformerConfig
     public static TransformerConfig Parse(JsonObject json, string source = "config.json")
     {
         var reader = new Reader(json, source);
-        var modelType = reader.String("model_type") ?? throw new InvalidDataException($"'{source}' has no model_type; expected one of bert, roberta, distilbert, gpt2.");
+        var modelType = reader.String("model_type") ?? throw new InvalidDataException($"'{source}' has no model_type; expected one of bert, roberta, distilbert, gpt2, bart, t5.");
         var family = modelType switch
         {
             "bert" => ModelFamily.Bert,
             "roberta" => ModelFamily.Roberta,
             "distilbert" => ModelFamily.DistilBert,
             "gpt2" => ModelFamily.Gpt2,
-            _ => throw new InvalidDataException($"'{source}' has model_type '{modelType}', which this library does not implement; supported: bert, roberta, distilbert, gpt2."),
+            "bart" => ModelFamily.Bart,
+            "t5" => ModelFamily.T5,
+            _ => throw new InvalidDataException($"'{source}' has model_type '{modelType}', which this library does not implement; supported: bert, roberta, distilbert, gpt2, bart, t5."),
         };
 
         var labels = ReadLabels(reader, json, source);
@@ -211,6 +256,35 @@ public sealed record TransformerConfig
                 Labels = labels,
                 Json = json,
             },
+            ModelFamily.Bart => new TransformerConfig
+            {
+                // BartConfig's defaults (facebook/bart-large sizes); LayerNorm eps is nn.LayerNorm's default in BART's code.
+                Family = family,
+                VocabSize = reader.Int("vocab_size", 50265),
+                HiddenSize = reader.Int("d_model", 1024),
+                NumLayers = reader.Int("encoder_layers", 12),
+                NumHeads = reader.Int("encoder_attention_heads", 16),
+                IntermediateSize = reader.Int("encoder_ffn_dim", 4096),
+                DecoderLayers = reader.Int("decoder_layers", 12),
+                DecoderHeads = reader.Int("decoder_attention_heads", 16),
+                DecoderIntermediateSize = reader.Int("decoder_ffn_dim", 4096),
+                MaxPositions = reader.Int("max_position_embeddings", 1024),
+                LayerNormEps = 1e-5,
+                HiddenAct = ParseActivation(reader.String("activation_function") ?? "gelu", source),
+                HiddenDropout = reader.Double("dropout", 0.1),
+                AttentionDropout = reader.Double("attention_dropout", 0.0),
+                ActivationDropout = reader.Double("activation_dropout", 0.0),
+                ClassifierDropout = reader.NullableDouble("classifier_dropout") ?? 0.0,
+                ScaleEmbedding = reader.Bool("scale_embedding", false),
+                PadTokenId = reader.NullableInt("pad_token_id") ?? 1,
+                EosTokenId = reader.NullableInt("eos_token_id") ?? 2,
+                DecoderStartTokenId = reader.NullableInt("decoder_start_token_id") ?? 2,
+                InitializerRange = reader.Double("init_std", 0.02),
+                TieWordEmbeddings = reader.Bool("tie_word_embeddings", true),
+                Labels = labels,
+                Json = json,
+            },
+            ModelFamily.T5 => ParseT5(reader, labels, json, source),
             _ => new TransformerConfig
             {
                 Family = family,
@@ -238,6 +312,53 @@ public sealed record TransformerConfig
         };
         config.Validate(source);
         return config;
+    }
+
+    /// <summary>
+    /// T5Config: <c>feed_forward_proj</c> alone decides the feed-forward, as T5Config's constructor derives
+    /// <c>dense_act_fn</c> and <c>is_gated_act</c> from it (<c>gated-gelu</c> means the tanh GELU, <c>gelu_new</c>).
+    /// </summary>
+    private static TransformerConfig ParseT5(Reader reader, IReadOnlyList<string> labels, JsonObject json, string source)
+    {
+        var projection = reader.String("feed_forward_proj") ?? "relu";
+        var parts = projection.Split('-');
+        var gated = parts.Length == 2 && parts[0] == "gated";
+        if (parts.Length > 2 || (parts.Length == 2 && !gated))
+        {
+            throw new InvalidDataException($"'{source}': feed_forward_proj '{projection}' is neither an activation nor 'gated-' followed by one (e.g. 'relu', 'gated-gelu').");
+        }
+
+        var activation = projection == "gated-gelu" ? Activation.GeluTanh : ParseActivation(parts[^1], source);
+        var layers = reader.Int("num_layers", 6);
+        return new TransformerConfig
+        {
+            Family = ModelFamily.T5,
+            VocabSize = reader.Int("vocab_size", 32128),
+            HiddenSize = reader.Int("d_model", 512),
+            KeyValueSize = reader.Int("d_kv", 64),
+            NumLayers = layers,
+            NumHeads = reader.Int("num_heads", 8),
+            IntermediateSize = reader.Int("d_ff", 2048),
+            DecoderLayers = reader.NullableInt("num_decoder_layers") ?? layers,
+            DecoderHeads = reader.Int("num_heads", 8),
+            DecoderIntermediateSize = reader.Int("d_ff", 2048),
+            MaxPositions = reader.Int("n_positions", 512), // relative positions have no table; T5's tokenizers stop at 512
+            LayerNormEps = reader.Double("layer_norm_epsilon", 1e-6),
+            HiddenAct = activation,
+            GatedFeedForward = gated,
+            HiddenDropout = reader.Double("dropout_rate", 0.1),
+            AttentionDropout = reader.Double("dropout_rate", 0.1),
+            ClassifierDropout = reader.NullableDouble("classifier_dropout") ?? 0.0,
+            RelativeAttentionNumBuckets = reader.Int("relative_attention_num_buckets", 32),
+            RelativeAttentionMaxDistance = reader.Int("relative_attention_max_distance", 128),
+            PadTokenId = reader.NullableInt("pad_token_id") ?? 0,
+            EosTokenId = reader.NullableInt("eos_token_id") ?? 1,
+            DecoderStartTokenId = reader.NullableInt("decoder_start_token_id") ?? reader.NullableInt("pad_token_id") ?? 0,
+            InitializerRange = reader.Double("initializer_factor", 1.0),
+            TieWordEmbeddings = reader.Bool("tie_word_embeddings", true),
+            Labels = labels,
+            Json = json,
+        };
     }
 
     /// <summary>A copy whose classes are <paramref name="labels"/> (updates <c>id2label</c>, <c>label2id</c> and <c>num_labels</c>).</summary>
@@ -282,12 +403,17 @@ public sealed record TransformerConfig
         Require(VocabSize > 0, $"vocab_size {VocabSize} must be positive");
         Require(HiddenSize > 0, $"the hidden size {HiddenSize} must be positive");
         Require(NumLayers > 0, $"the number of layers {NumLayers} must be positive");
-        Require(NumHeads > 0 && HiddenSize % NumHeads == 0, $"the hidden size {HiddenSize} is not divisible by {NumHeads} heads");
+        Require(NumHeads > 0 && (KeyValueSize is not null || HiddenSize % NumHeads == 0), $"the hidden size {HiddenSize} is not divisible by {NumHeads} heads");
+        Require(DecoderHeads > 0 && (KeyValueSize is not null || HiddenSize % DecoderHeads == 0), $"the hidden size {HiddenSize} is not divisible by {DecoderHeads} decoder heads");
+        Require(DecoderLayers > 0 && DecoderIntermediateSize > 0, $"the decoder needs layers ({DecoderLayers}) and a feed-forward size ({DecoderIntermediateSize})");
+        Require(KeyValueSize is null or > 0, $"d_kv {KeyValueSize} must be positive");
+        Require(Family != ModelFamily.T5 || (RelativeAttentionNumBuckets >= 2 && RelativeAttentionMaxDistance > 0),
+            $"relative_attention_num_buckets {RelativeAttentionNumBuckets} must be at least 2 and relative_attention_max_distance {RelativeAttentionMaxDistance} positive");
         Require(IntermediateSize > 0, $"the intermediate size {IntermediateSize} must be positive");
         Require(MaxPositions > 0, $"the number of positions {MaxPositions} must be positive");
         Require(LayerNormEps > 0, $"the LayerNorm epsilon {LayerNormEps} must be positive");
         Require(PadTokenId is null || (PadTokenId >= 0 && PadTokenId < VocabSize), $"pad_token_id {PadTokenId} is outside the vocabulary of {VocabSize}");
-        foreach (var p in new[] { HiddenDropout, AttentionDropout, ClassifierDropout, EmbeddingDropout })
+        foreach (var p in new[] { HiddenDropout, AttentionDropout, ClassifierDropout, EmbeddingDropout, ActivationDropout })
         {
             Require(p is >= 0 and < 1, $"dropout probability {p} must be in [0, 1)");
         }

@@ -17,13 +17,16 @@ public abstract class TransformerModel : nn.Module
 
     /// <summary>
     /// The attribute name of the base model inside task models (<c>bert</c>, <c>roberta</c>, <c>distilbert</c>,
-    /// <c>transformer</c>): checkpoints of the bare base model carry no such prefix.
+    /// <c>transformer</c>, BART's <c>model</c>; empty for T5, whose task model has no base module): checkpoints of the
+    /// bare base model carry no such prefix.
     /// </summary>
     public string BasePrefix => Config.Family switch
     {
         ModelFamily.Bert => "bert",
         ModelFamily.Roberta => "roberta",
         ModelFamily.DistilBert => "distilbert",
+        ModelFamily.Bart => "model",
+        ModelFamily.T5 => string.Empty,
         _ => "transformer",
     };
 
@@ -84,6 +87,35 @@ public abstract class LanguageModel : TransformerModel
     public abstract Tensor PredictTokens(Tensor hidden);
 }
 
+/// <summary>
+/// An encoder-decoder with a vocabulary head, as HuggingFace's <c>BartForConditionalGeneration</c> and
+/// <c>T5ForConditionalGeneration</c>: the input goes through the encoder once, the decoder reads target tokens
+/// (shifted right behind <see cref="TransformerConfig.DecoderStartTokenId"/>) and attends to the encoder's states.
+/// <see cref="TransformerModel.HiddenStates"/> is the encoder's output; <see cref="LanguageModel.PredictTokens"/> maps
+/// decoder states to vocabulary logits.
+/// </summary>
+public abstract class ConditionalGenerationModel : LanguageModel
+{
+    /// <summary>Creates the module.</summary>
+    /// <param name="name">The module's name.</param>
+    /// <param name="config">The config.</param>
+    protected ConditionalGenerationModel(string name, TransformerConfig config) : base(name, config)
+    {
+    }
+
+    /// <summary>The decoder's final hidden states for teacher-forced decoder inputs.</summary>
+    /// <param name="decoderInputIds">Decoder input ids (B, U), int64: the start token, then the targets but their last.</param>
+    /// <param name="encoderHidden">The encoder's output for the inputs (B, T, H).</param>
+    /// <param name="attentionMask">The inputs' mask (B, T): cross-attention skips padded inputs.</param>
+    /// <returns>Hidden states (B, U, H); the decoder attends causally, so right padding of the targets changes nothing before it.</returns>
+    public abstract Tensor DecoderHiddenStates(Tensor decoderInputIds, Tensor encoderHidden, Tensor attentionMask);
+
+    /// <summary>HuggingFace's <c>shift_tokens_right</c>: the decoder start token, then every target but the last.</summary>
+    /// <param name="labels">Target ids (B, U), int64, padded with the pad id (never -100).</param>
+    /// <returns>Decoder input ids (B, U).</returns>
+    public Tensor ShiftRight(Tensor labels) => Layers.ShiftRight(labels, Config.DecoderStartTokenId ?? Config.PadTokenId ?? 0);
+}
+
 /// <summary>Small pieces every family uses: activations, attention masks, HuggingFace's weight initialisation.</summary>
 internal static class Layers
 {
@@ -128,6 +160,10 @@ internal static class Layers
         var blocked = future.unsqueeze(0).unsqueeze(0).logical_or(padding);   // (B, 1, T, T)
         return zeros(blocked.shape, dtype).masked_fill(blocked, MinValue(dtype));
     }
+
+    /// <summary>HuggingFace's <c>shift_tokens_right</c>: (B, U) -> (B, U), <paramref name="start"/> then ids[:, :-1].</summary>
+    public static Tensor ShiftRight(Tensor ids, long start) =>
+        cat([full(ids.shape[0], 1, start, dtype: ids.dtype, device: ids.device), ids.narrow(1, 0, ids.shape[1] - 1)], 1);
 
     /// <summary>0 where <paramref name="allowed"/> is true, the most negative value of <paramref name="dtype"/> elsewhere.</summary>
     public static Tensor AdditiveMask(Tensor allowed, ScalarType dtype) =>

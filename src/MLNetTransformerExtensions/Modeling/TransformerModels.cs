@@ -52,11 +52,17 @@ public static class TransformerModels
             ModelFamily.Bert => new BertForSequenceClassification(config),
             ModelFamily.Roberta => new RobertaForSequenceClassification(config),
             ModelFamily.DistilBert => new DistilBertForSequenceClassification(config),
+            ModelFamily.Bart => new BartForSequenceClassification(config),
+            ModelFamily.T5 => throw new NotSupportedException(
+                "T5 has no classification head here: it classifies text-to-text, scoring each class's target string with its decoder (the prompt strategy of an encoder-decoder)."),
             _ => new Gpt2ForSequenceClassification(config),
         };
     }
 
-    /// <summary>A language model of the config's family: masked-LM for encoders, causal-LM for GPT-2.</summary>
+    /// <summary>
+    /// A language model of the config's family: masked-LM for encoders, causal-LM for GPT-2, and for encoder-decoders
+    /// (BART, T5) a <see cref="ConditionalGenerationModel"/>.
+    /// </summary>
     /// <param name="config">The config.</param>
     /// <returns>The new model (training mode).</returns>
     public static LanguageModel CreateForLanguageModeling(TransformerConfig config)
@@ -72,6 +78,8 @@ public static class TransformerModels
             ModelFamily.Bert => new BertForMaskedLM(config),
             ModelFamily.Roberta => new RobertaForMaskedLM(config),
             ModelFamily.DistilBert => new DistilBertForMaskedLM(config),
+            ModelFamily.Bart => new BartForConditionalGeneration(config),
+            ModelFamily.T5 => new T5ForConditionalGeneration(config),
             _ => new Gpt2LMHeadModel(config),
         };
     }

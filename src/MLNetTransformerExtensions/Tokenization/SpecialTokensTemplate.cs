@@ -53,6 +53,11 @@ internal sealed class SpecialTokensTemplate
         [TemplatePiece.Ids(0, cls), TemplatePiece.A(), TemplatePiece.Ids(0, sep)],
         [TemplatePiece.Ids(0, cls), TemplatePiece.A(), TemplatePiece.Ids(0, sep, sep), TemplatePiece.B(0), TemplatePiece.Ids(0, sep)]);
 
+    /// <summary>T5: <c>A &lt;/s&gt;</c> and <c>A &lt;/s&gt; B &lt;/s&gt;</c>, no beginning-of-sequence token, token types all 0.</summary>
+    public static SpecialTokensTemplate EosSuffixed(int eos) => new(
+        [TemplatePiece.A(), TemplatePiece.Ids(0, eos)],
+        [TemplatePiece.A(), TemplatePiece.Ids(0, eos), TemplatePiece.B(0), TemplatePiece.Ids(0, eos)]);
+
     /// <summary>GPT-2 with <c>add_bos_token</c>: <c>bos A</c> and <c>bos A bos B</c>.</summary>
     public static SpecialTokensTemplate BosPrefixed(int bos) => new(
         [TemplatePiece.Ids(0, bos), TemplatePiece.A()],

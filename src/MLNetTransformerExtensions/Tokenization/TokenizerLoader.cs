@@ -38,10 +38,11 @@ internal static class TokenizerLoader
     public const string BpeVocabFile = "vocab.json";
     public const string MergesFile = "merges.txt";
     public const string TokenizerJsonFile = "tokenizer.json";
+    public const string SentencePieceFile = "spiece.model";
 
     /// <summary>The files a tokenizer is made of (config.json belongs to the model and is only read).</summary>
     public static readonly string[] TokenizerFileNames =
-        [TokenizerConfigFile, SpecialTokensMapFile, AddedTokensFile, WordPieceVocabFile, BpeVocabFile, MergesFile, TokenizerJsonFile];
+        [TokenizerConfigFile, SpecialTokensMapFile, AddedTokensFile, WordPieceVocabFile, BpeVocabFile, MergesFile, TokenizerJsonFile, SentencePieceFile];
 
     // transformers' SPECIAL_TOKENS_ATTRIBUTES order, which is also the order new ids are given in.
     private static readonly string[] Roles = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
@@ -57,9 +58,19 @@ internal static class TokenizerLoader
         var options = tokenizerConfig?.RootElement ?? default;
 
         var (family, modelType) = ResolveFamily(configRoot, options, tokenizerJson?.RootElement, source);
-        var hasSlowFiles = family == TokenizerFamily.Bert
-            ? files.ContainsKey(WordPieceVocabFile)
-            : files.ContainsKey(BpeVocabFile) && files.ContainsKey(MergesFile);
+        var hasSlowFiles = family switch
+        {
+            TokenizerFamily.Bert => files.ContainsKey(WordPieceVocabFile),
+            TokenizerFamily.T5 => files.ContainsKey(SentencePieceFile),
+            _ => files.ContainsKey(BpeVocabFile) && files.ContainsKey(MergesFile),
+        };
+        if (family == TokenizerFamily.T5 && !hasSlowFiles)
+        {
+            throw new FileNotFoundException(
+                $"No tokenizer vocabulary in '{source}': a t5 tokenizer needs spiece.model (a tokenizer.json alone is not read for T5). " +
+                $"Files found: {(files.Count == 0 ? "none" : string.Join(", ", files.Keys.Order(StringComparer.Ordinal)))}.");
+        }
+
         if (!hasSlowFiles && tokenizerJson is null)
         {
             var expected = family == TokenizerFamily.Bert ? "vocab.txt" : "vocab.json and merges.txt";
@@ -81,9 +92,12 @@ internal static class TokenizerLoader
         PrefixSpaceRule prefixSpace;
         if (hasSlowFiles)
         {
-            (model, vocabulary) = family == TokenizerFamily.Bert
-                ? ReadWordPiece(files[WordPieceVocabFile], options, roles["unk_token"]?.Content, source)
-                : ReadBytePairEncoding(files[BpeVocabFile], files[MergesFile], roles["unk_token"]?.Content, source);
+            (model, vocabulary) = family switch
+            {
+                TokenizerFamily.Bert => ReadWordPiece(files[WordPieceVocabFile], options, roles["unk_token"]?.Content, source),
+                TokenizerFamily.T5 => ReadSentencePiece(files[SentencePieceFile], options, source),
+                _ => ReadBytePairEncoding(files[BpeVocabFile], files[MergesFile], roles["unk_token"]?.Content, source),
+            };
 
             // added_tokens.json (transformers <= 4.33) holds plain added tokens, which those versions strip on both sides.
             if (addedTokensJson is not null)
@@ -173,7 +187,7 @@ internal static class TokenizerLoader
             prefixSpace,
             specialTokens,
             padTokenId,
-            ModelMaxLength(family, configRoot, options),
+            ModelMaxLength(modelType, configRoot, options),
             files));
     }
 
@@ -201,10 +215,11 @@ internal static class TokenizerLoader
             return modelType switch
             {
                 "bert" or "distilbert" => (TokenizerFamily.Bert, modelType),
-                "roberta" => (TokenizerFamily.Roberta, modelType),
+                "roberta" or "bart" => (TokenizerFamily.Roberta, modelType),
                 "gpt2" => (TokenizerFamily.Gpt2, modelType),
+                "t5" => (TokenizerFamily.T5, modelType),
                 _ => throw new NotSupportedException(
-                    $"config.json in '{source}' has model_type \"{modelType}\"; supported model types are bert, distilbert, roberta and gpt2."),
+                    $"config.json in '{source}' has model_type \"{modelType}\"; supported model types are bert, distilbert, roberta, gpt2, bart and t5."),
             };
         }
 
@@ -217,8 +232,10 @@ internal static class TokenizerLoader
                 "DistilBertTokenizer" => (TokenizerFamily.Bert, "distilbert"),
                 "RobertaTokenizer" => (TokenizerFamily.Roberta, "roberta"),
                 "GPT2Tokenizer" => (TokenizerFamily.Gpt2, "gpt2"),
+                "BartTokenizer" => (TokenizerFamily.Roberta, "bart"),
+                "T5Tokenizer" => (TokenizerFamily.T5, "t5"),
                 _ => throw new NotSupportedException(
-                    $"tokenizer_config.json in '{source}' names tokenizer_class \"{tokenizerClass}\"; supported are BertTokenizer, DistilBertTokenizer, RobertaTokenizer and GPT2Tokenizer."),
+                    $"tokenizer_config.json in '{source}' names tokenizer_class \"{tokenizerClass}\"; supported are BertTokenizer, DistilBertTokenizer, RobertaTokenizer, GPT2Tokenizer, BartTokenizer and T5Tokenizer."),
             };
         }
 
@@ -262,6 +279,11 @@ internal static class TokenizerLoader
                 Set("cls_token", "<s>");
                 Set("mask_token", "<mask>");
                 break;
+            case TokenizerFamily.T5:
+                Set("eos_token", "</s>");
+                Set("unk_token", "<unk>");
+                Set("pad_token", "<pad>");
+                break;
             case TokenizerFamily.Gpt2:
                 Set("bos_token", "<|endoftext|>");
                 Set("eos_token", "<|endoftext|>");
@@ -272,12 +294,12 @@ internal static class TokenizerLoader
         return roles;
     }
 
-    // transformers 4.31 strips the whitespace around special tokens given as plain strings (BERT's); RoBERTa and
+    // transformers 4.31 strips the whitespace around special tokens given as plain strings (BERT's, T5's); RoBERTa and
     // GPT-2 wrap theirs in AddedToken(lstrip=False, rstrip=False), except RoBERTa's mask, which has lstrip=True.
     private static bool LeftStripByDefault(TokenizerFamily family, string role) =>
-        family == TokenizerFamily.Bert || (family == TokenizerFamily.Roberta && role == "mask_token");
+        family is TokenizerFamily.Bert or TokenizerFamily.T5 || (family == TokenizerFamily.Roberta && role == "mask_token");
 
-    private static bool RightStripByDefault(TokenizerFamily family) => family == TokenizerFamily.Bert;
+    private static bool RightStripByDefault(TokenizerFamily family) => family is TokenizerFamily.Bert or TokenizerFamily.T5;
 
     private static void ApplySpecialTokens(JsonElement source, TokenizerFamily family, Dictionary<string, SpecialTokenSpec?> roles, List<SpecialTokenSpec> additional)
     {
@@ -384,6 +406,28 @@ internal static class TokenizerLoader
         return (model, vocabulary);
     }
 
+    /// <summary>
+    /// T5Tokenizer's vocabulary: the SentencePiece pieces by id, then <c>extra_ids</c> sentinels counted down from the
+    /// end (<c>&lt;extra_id_0&gt;</c> is the last id, as in T5Tokenizer's <c>vocab_size - 1 - N</c>).
+    /// </summary>
+    private static (Tokenizer Model, Dictionary<string, int> Vocabulary) ReadSentencePiece(byte[] modelFile, JsonElement options, string source)
+    {
+        var file = SentencePieceModelFile.Read(modelFile, $"{SentencePieceFile} in '{source}'");
+        var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var id = 0; id < file.Pieces.Count; id++)
+        {
+            vocabulary.TryAdd(file.Pieces[id].Piece, id);
+        }
+
+        var extraIds = JsonHelpers.GetInt(options, "extra_ids") ?? 100;
+        for (var n = 0; n < extraIds; n++)
+        {
+            vocabulary[$"<extra_id_{n}>"] = file.Pieces.Count + extraIds - 1 - n;
+        }
+
+        return (file.CreateTokenizer($"{SentencePieceFile} in '{source}'"), vocabulary);
+    }
+
     private static (Tokenizer Model, Dictionary<string, int> Vocabulary) ReadBytePairEncoding(byte[] vocabFile, byte[] mergesFile, string? unknownToken, string source)
     {
         var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -427,6 +471,7 @@ internal static class TokenizerLoader
         {
             TokenizerFamily.Bert => SpecialTokensTemplate.Bert(Require("cls_token"), Require("sep_token")),
             TokenizerFamily.Roberta => SpecialTokensTemplate.Roberta(Require("cls_token"), Require("sep_token")),
+            TokenizerFamily.T5 => SpecialTokensTemplate.EosSuffixed(Require("eos_token")),
             _ => JsonHelpers.GetBool(options, "add_bos_token") == true ? SpecialTokensTemplate.BosPrefixed(Require("bos_token")) : SpecialTokensTemplate.None,
         };
     }
@@ -436,10 +481,11 @@ internal static class TokenizerLoader
     /// (transformers writes 1e30 for "unknown"), capped by the position table in config.json
     /// (RoBERTa's positions start after its padding index, so it has <c>max_position_embeddings - pad_token_id - 1</c>).
     /// </summary>
-    private static int ModelMaxLength(TokenizerFamily family, JsonElement config, JsonElement options)
+    private static int ModelMaxLength(string modelType, JsonElement config, JsonElement options)
     {
+        // BART's table has two extra rows, so max_position_embeddings positions fit; RoBERTa's lose pad_token_id + 1.
         var positions = JsonHelpers.GetInt(config, "max_position_embeddings") ?? JsonHelpers.GetInt(config, "n_positions");
-        if (family == TokenizerFamily.Roberta && positions is not null)
+        if (modelType == "roberta" && positions is not null)
         {
             positions -= (JsonHelpers.GetInt(config, "pad_token_id") ?? 1) + 1;
         }

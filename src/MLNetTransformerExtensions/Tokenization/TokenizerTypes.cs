@@ -6,11 +6,17 @@ public enum TokenizerFamily
     /// <summary>WordPiece with BERT's basic tokenizer (<c>bert</c>, <c>distilbert</c>): <c>[CLS] a [SEP] b [SEP]</c>.</summary>
     Bert,
 
-    /// <summary>Byte-level BPE with RoBERTa's template (<c>roberta</c>): <c>&lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt;</c>.</summary>
+    /// <summary>Byte-level BPE with RoBERTa's template (<c>roberta</c>, <c>bart</c>): <c>&lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt;</c>.</summary>
     Roberta,
 
     /// <summary>Byte-level BPE without added special tokens (<c>gpt2</c>), unless <c>add_bos_token</c> is set.</summary>
     Gpt2,
+
+    /// <summary>
+    /// SentencePiece unigram (<c>t5</c>, slow <c>T5Tokenizer</c> with <c>legacy</c> = true): <c>a &lt;/s&gt;</c> and
+    /// <c>a &lt;/s&gt; b &lt;/s&gt;</c>, no beginning-of-sequence token, sentinels <c>&lt;extra_id_N&gt;</c>.
+    /// </summary>
+    T5,
 }
 
 /// <summary>Which end of a row receives the padding in <see cref="TransformerTokenizer.EncodeBatch"/>.</summary>

@@ -9,7 +9,7 @@ namespace MLNetTransformerExtensions.Tokenization;
 /// <summary>
 /// A HuggingFace tokenizer read from a model folder, producing exactly the ids of transformers' slow tokenizers
 /// (<c>AutoTokenizer.from_pretrained(dir, use_fast=False)</c>, transformers 4.31): BERT and DistilBERT WordPiece,
-/// RoBERTa and GPT-2 byte-level BPE. The sub-word algorithms are Microsoft.ML.Tokenizers'; this class adds what
+/// RoBERTa, BART and GPT-2 byte-level BPE, T5 SentencePiece unigram. The sub-word algorithms are Microsoft.ML.Tokenizers'; this class adds what
 /// HuggingFace does around them: atomic special and added tokens, special-token templates, <c>longest_first</c>
 /// truncation and padding.
 /// </summary>
@@ -71,7 +71,7 @@ public sealed class TransformerTokenizer
     /// <summary>The model family, from config.json's <c>model_type</c> (or tokenizer_config.json's <c>tokenizer_class</c>).</summary>
     public TokenizerFamily Family { get; }
 
-    /// <summary>The HuggingFace model type: <c>bert</c>, <c>distilbert</c>, <c>roberta</c> or <c>gpt2</c>.</summary>
+    /// <summary>The HuggingFace model type: <c>bert</c>, <c>distilbert</c>, <c>roberta</c>, <c>gpt2</c>, <c>bart</c> or <c>t5</c>.</summary>
     public string ModelType { get; }
 
     /// <summary>One more than the largest token id (vocabulary plus added tokens): the embedding rows the ids can index.</summary>
@@ -182,6 +182,14 @@ public sealed class TransformerTokenizer
         if (isPair)
         {
             EncodeSequence(textPair!, second, segments);
+        }
+
+        if (Family == TokenizerFamily.T5)
+        {
+            // T5Tokenizer appends </s> only to a sequence that does not already end with it (_add_eos_if_not_present).
+            // Dropping a typed final </s> before truncation gives the same ids: truncation would cut it first.
+            DropFinalEos(first);
+            DropFinalEos(second);
         }
 
         var excess = first.Count + second.Count + specialCount - limit;
@@ -302,6 +310,8 @@ public sealed class TransformerTokenizer
                 "distilbert" => "DistilBertTokenizer",
                 "roberta" => "RobertaTokenizer",
                 "gpt2" => "GPT2Tokenizer",
+                "bart" => "BartTokenizer",
+                "t5" => "T5Tokenizer",
                 _ => "BertTokenizer",
             };
             changed = true;
@@ -343,7 +353,36 @@ public sealed class TransformerTokenizer
             }
             else
             {
-                ids.AddRange(_model.EncodeToIds(text.AsSpan(segment.Start, segment.Length)));
+                AddPieces(ids, _model.EncodeToIds(text.AsSpan(segment.Start, segment.Length)));
+            }
+        }
+    }
+
+    private void DropFinalEos(List<int> ids)
+    {
+        if (ids.Count > 0 && ids[^1] == EosTokenId)
+        {
+            ids.RemoveAt(ids.Count - 1);
+        }
+    }
+
+    /// <summary>
+    /// SentencePiece turns a run of unknown characters into one <c>&lt;unk&gt;</c>; Microsoft.ML.Tokenizers 3.0's unigram
+    /// model emits one per character (a test pins the difference), so a run's repeats go.
+    /// </summary>
+    private void AddPieces(List<int> ids, IReadOnlyList<int> pieces)
+    {
+        if (Family != TokenizerFamily.T5 || UnkTokenId is not int unknown)
+        {
+            ids.AddRange(pieces);
+            return;
+        }
+
+        for (var i = 0; i < pieces.Count; i++)
+        {
+            if (pieces[i] != unknown || i == 0 || pieces[i - 1] != unknown)
+            {
+                ids.Add(pieces[i]);
             }
         }
     }

@@ -8,6 +8,12 @@ public enum ClassifierKind
 
     /// <summary>A decoder (GPT-2): the last real token's final state feeds the head.</summary>
     Decoder,
+
+    /// <summary>
+    /// An encoder-decoder (BART, T5): BART's head reads the decoder's state at the last end-of-sequence token; with the
+    /// prompt strategy the decoder scores each class's target text (text-to-text), teacher forced.
+    /// </summary>
+    EncoderDecoder,
 }
 
 /// <summary>Hyper-parameters of fine-tuning, with HuggingFace Trainer's meanings.</summary>

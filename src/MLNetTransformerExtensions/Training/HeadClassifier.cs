@@ -96,8 +96,7 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
             throw new InvalidDataException($"'{folder}' holds a prompt classifier (label words scored by a language-model head), not a classification head; load it with {nameof(PromptClassifier)}.{nameof(PromptClassifier.Load)}.");
         }
 
-        var kind = settings?["kind"]?.GetValue<string>() is string k ? Enum.Parse<ClassifierKind>(k, ignoreCase: true)
-            : config.Family == ModelFamily.Gpt2 ? ClassifierKind.Decoder : ClassifierKind.Encoder;
+        var kind = settings?["kind"]?.GetValue<string>() is string k ? Enum.Parse<ClassifierKind>(k, ignoreCase: true) : KindOf(config.Family);
         CheckKind(config, kind, folder);
         var tokenizer = TransformerTokenizer.FromFolder(folder);
         var model = TransformerModels.CreateForSequenceClassification(config);
@@ -314,21 +313,42 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
         return Math.Min(requested ?? limit, limit);
     }
 
+    /// <summary>The kind of classifier a model family makes: GPT-2 a decoder, BART and T5 an encoder-decoder, the rest an encoder.</summary>
+    internal static ClassifierKind KindOf(ModelFamily family) => family switch
+    {
+        ModelFamily.Gpt2 => ClassifierKind.Decoder,
+        ModelFamily.Bart or ModelFamily.T5 => ClassifierKind.EncoderDecoder,
+        _ => ClassifierKind.Encoder,
+    };
+
     internal static void CheckKind(TransformerConfig config, ClassifierKind kind, string folder, bool prompt = false)
     {
-        var isDecoder = config.Family == ModelFamily.Gpt2;
-        if (isDecoder != (kind == ClassifierKind.Decoder))
+        var actual = KindOf(config.Family);
+        string Name(ClassifierKind k) => k switch
         {
-            var advice = (isDecoder, prompt) switch
+            ClassifierKind.Decoder => "decoder",
+            ClassifierKind.EncoderDecoder => "encoder-decoder",
+            _ => "encoder",
+        };
+
+        if (actual != kind)
+        {
+            var catalog = actual switch
             {
-                (true, false) => "ClassifierKind.Decoder (DecoderClassifier in ML.NET)",
-                (true, true) => "ClassifierKind.Decoder (DecoderClassifier with the prompt strategy in ML.NET)",
-                (false, false) => "ClassifierKind.Encoder (EncoderClassifier in ML.NET)",
-                _ => "ClassifierKind.Encoder (EncoderClassifier with the prompt strategy in ML.NET)",
+                ClassifierKind.Decoder => "DecoderClassifier",
+                ClassifierKind.EncoderDecoder => "EncoderDecoderClassifier",
+                _ => "EncoderClassifier",
             };
+            var advice = $"ClassifierKind.{actual} ({catalog}{(prompt ? " with the prompt strategy" : string.Empty)} in ML.NET)";
             throw new InvalidDataException(
-                $"The model in '{folder}' is a {config.Family} {(isDecoder ? "decoder" : "encoder")}, but {(kind == ClassifierKind.Decoder ? "a decoder" : "an encoder")} {(prompt ? "prompt " : string.Empty)}classifier was asked for. " +
+                $"The model in '{folder}' is a {config.Family} {Name(actual)}, but {(kind == ClassifierKind.Encoder ? "an" : "a")} {Name(kind)} {(prompt ? "prompt " : string.Empty)}classifier was asked for. " +
                 $"Use {advice} for this model.");
+        }
+
+        if (!prompt && config.Family == ModelFamily.T5)
+        {
+            throw new InvalidDataException(
+                $"The model in '{folder}' is a T5, which has no classification head: it classifies text-to-text, its decoder scoring each class's target text. Use the prompt strategy (ClassificationStrategy.Prompt in ML.NET, --kind seq2seq-prompt on the command line).");
         }
     }
 }

@@ -82,6 +82,62 @@ public sealed class LogitsCommandTests
         Check("hf-tiny-lm", family, "--head lm " + arguments, "logits_at_position");
 
     [TestMethod]
+    [DataRow("bart", "--batch-size 4", "logits")]
+    [DataRow("bart-lm", "--head lm --batch-size 4", "first_step_logits")]
+    [DataRow("t5", "--head lm --batch-size 5 --padding left", "first_step_logits")]
+    [DataRow("t5-v1_1", "--head lm --batch-size 16", "first_step_logits")]
+    public void EncoderDecoderLogitsMatchHuggingFace(string family, string arguments, string field) =>
+        Check("hf-tiny-seq2seq", family, arguments, field);
+
+    [TestMethod]
+    [DataRow("bart-lm")]
+    [DataRow("t5")]
+    public void TargetsAreScoredTeacherForced(string family)
+    {
+        var folder = TestPaths.Fixtures("hf-tiny-seq2seq", family);
+        using var document = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "expected.json")));
+        var cases = document.RootElement.GetProperty("cases").EnumerateArray().Where(c => c.GetProperty("text_pair").ValueKind == JsonValueKind.Null).ToList();
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var input = Path.Combine(work, "targets.jsonl");
+            File.WriteAllLines(input, cases.Select(c => new JsonObject
+            {
+                ["text"] = c.GetProperty("text").GetString(),
+                ["targets"] = new JsonArray([.. c.GetProperty("targets").EnumerateArray().Select(t => JsonValue.Create(t.GetProperty("target").GetString()))]),
+            }.ToJsonString()));
+            var (exit, stdout, stderr) = CliRunner.Run($"logits --model \"{folder}\" --input \"{input}\" --max-length 32 --head lm --batch-size 3");
+            Assert.AreEqual(0, exit, stderr);
+            var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            for (var i = 0; i < cases.Count; i++)
+            {
+                using var line = JsonDocument.Parse(lines[i]);
+                var scored = line.RootElement.GetProperty("targets").EnumerateArray().ToList();
+                var expected = cases[i].GetProperty("targets").EnumerateArray().ToList();
+                Assert.AreEqual(expected.Count, scored.Count);
+                for (var t = 0; t < expected.Count; t++)
+                {
+                    var tokens = expected[t].GetProperty("token_log_softmax").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                    var actual = scored[t].GetProperty("token_log_softmax").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                    Assert.AreEqual(tokens.Length, scored[t].GetProperty("labels").GetArrayLength(), "one log-probability per label token");
+                    Assert.IsTrue(tokens.Zip(actual, (e, a) => Math.Abs(e - a)).Max() <= 2e-4, $"{family} case {i} target {t}");
+                    Assert.AreEqual(expected[t].GetProperty("sum").GetDouble(), scored[t].GetProperty("sum").GetDouble(), 2e-4 * tokens.Length);
+                    Assert.AreEqual(expected[t].GetProperty("mean").GetDouble(), scored[t].GetProperty("mean").GetDouble(), 2e-4);
+                }
+            }
+
+            File.WriteAllText(input, "{\"text\": \"a\", \"targets\": [\"b\"]}");
+            (exit, _, stderr) = CliRunner.Run($"logits --model \"{folder}\" --input \"{input}\"");
+            Assert.AreNotEqual(0, exit);
+            StringAssert.Contains(stderr, "targets.jsonl:1");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void AnEncoderRecordWithoutAMaskIsAnErrorNamingTheLine()
     {
         var work = TestPaths.NewTempDirectory();

@@ -102,6 +102,43 @@ public sealed class TrainEvaluatePredictTests
 
     [TestMethod]
     [TestCategory("Slow")]
+    [DataRow("bart", "--kind seq2seq")]
+    [DataRow("t5", "--kind seq2seq-prompt --template \"sst2 sentence: {text}\" --label-words \"negative=negative,neutral=neutral,positive=positive\"")]
+    public void EncoderDecodersTrainEvaluateAndPredict(string family, string kind)
+    {
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            WriteData(Path.Combine(work, "train.tsv"), SyntheticReviews.ThreeClasses(48, seed: 33), '\t');
+            WriteData(Path.Combine(work, "test.tsv"), SyntheticReviews.ThreeClasses(24, seed: 34), '\t');
+            var model = TestPaths.Fixtures("hf-tiny-seq2seq", family);
+            var (exit, stdout, stderr) = CliRunner.Run(
+                $"train --data train.tsv --test test.tsv --model \"{model}\" {kind} --epochs 2 --batch-size 16 --learning-rate 1e-3 --max-length 32 --no-baseline --output m/model.zip --json", work);
+            Assert.AreEqual(0, exit, stderr + stdout);
+            var trained = LastJsonLine(stdout);
+            Assert.AreEqual(24, trained.GetProperty("count").GetInt32());
+
+            (exit, stdout, stderr) = CliRunner.Run("evaluate --model m/model.zip --data test.tsv --json", work);
+            Assert.AreEqual(0, exit, stderr);
+            Assert.AreEqual(trained.GetProperty("log_loss").GetDouble(), LastJsonLine(stdout).GetProperty("log_loss").GetDouble(), "train and evaluate agree");
+
+            File.WriteAllLines(Path.Combine(work, "in.tsv"), ["Text", "what a wonderful evening at the cinema"]);
+            (exit, _, stderr) = CliRunner.Run("predict --model m/model.zip --input in.tsv --output out.tsv", work);
+            Assert.AreEqual(0, exit, stderr);
+            Assert.AreEqual(2, File.ReadAllLines(Path.Combine(work, "out.tsv")).Length);
+
+            (exit, _, stderr) = CliRunner.Run($"train --data train.tsv --model \"{TestPaths.Fixtures("hf-tiny-seq2seq", "t5")}\" --kind seq2seq --epochs 0 --no-baseline --output x.zip", work);
+            Assert.AreNotEqual(0, exit);
+            StringAssert.Contains(stderr, "--kind seq2seq-prompt");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    [TestCategory("Slow")]
     public void BadInputIsAClearErrorAndWritesNoModel()
     {
         var work = TestPaths.NewTempDirectory();

@@ -222,6 +222,8 @@ public sealed class TextClassificationExperimentTests
         CollectionAssert.AreEqual(new[] { "encoder-head" }, Names(TestPaths.Fixtures("hf-tiny", "bert")), "a classifier checkpoint has no masked-LM head");
         CollectionAssert.AreEqual(new[] { "encoder-head", "encoder-prompt" }, Names(TestPaths.Fixtures("hf-tiny-lm", "bert")));
         CollectionAssert.AreEqual(new[] { "decoder-head", "decoder-prompt" }, Names(TestPaths.Fixtures("hf-tiny", "gpt2")));
+        CollectionAssert.AreEqual(new[] { "seq2seq-head", "seq2seq-prompt" }, Names(TestPaths.Fixtures("hf-tiny-seq2seq", "bart-lm")));
+        CollectionAssert.AreEqual(new[] { "seq2seq-prompt" }, Names(TestPaths.Fixtures("hf-tiny-seq2seq", "t5")), "T5 has no classification head");
     }
 
     [TestMethod]

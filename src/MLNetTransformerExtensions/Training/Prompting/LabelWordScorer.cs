@@ -8,7 +8,8 @@ namespace MLNetTransformerExtensions.Training;
 /// <summary>
 /// Scores each class's label word with a language-model head, and gives the training loss of the true word: an
 /// encoder reads the word at the prompt's mask (<see cref="MaskScorer"/>), a decoder reads it as the prompt's
-/// continuation (<see cref="ContinuationScorer"/>). The one place the two strategies differ.
+/// continuation (<see cref="ContinuationScorer"/>), an encoder-decoder's decoder reads it as the target text given the
+/// encoded prompt (<see cref="TargetScorer"/>). The one place the strategies differ.
 /// </summary>
 internal abstract class LabelWordScorer(int[][] labelTokens)
 {
@@ -16,8 +17,12 @@ internal abstract class LabelWordScorer(int[][] labelTokens)
     protected int[][] LabelTokens { get; } = labelTokens;
 
     /// <summary>The scorer for a kind of model.</summary>
-    public static LabelWordScorer For(ClassifierKind kind, int[][] labelTokens, bool lengthNormalized) =>
-        kind == ClassifierKind.Encoder ? new MaskScorer(labelTokens) : new ContinuationScorer(labelTokens, lengthNormalized);
+    public static LabelWordScorer For(ClassifierKind kind, int[][] labelTokens, bool lengthNormalized) => kind switch
+    {
+        ClassifierKind.Encoder => new MaskScorer(labelTokens),
+        ClassifierKind.EncoderDecoder => new TargetScorer(labelTokens, lengthNormalized),
+        _ => new ContinuationScorer(labelTokens, lengthNormalized),
+    };
 
     /// <summary>The most tokens a prompt must leave room for after it (a decoder's longest continuation; 0 for an encoder).</summary>
     public abstract int TokensAfterPrompt { get; }

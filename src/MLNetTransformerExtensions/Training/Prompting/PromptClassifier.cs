@@ -14,14 +14,17 @@ namespace MLNetTransformerExtensions.Training;
 /// Classification as word prediction: each class has a label word, the input is put into a prompt, and the model's
 /// language-model head scores the words. A decoder (GPT-2) continues <c>Review: {text} Sentiment:</c> with
 /// <c>" positive"</c> or <c>" negative"</c>; an encoder (BERT, RoBERTa, DistilBERT) fills the mask of
-/// <c>{text} It was [MASK].</c> with <c>great</c> or <c>terrible</c>, in the style of PET. The class probabilities are
+/// <c>{text} It was [MASK].</c> with <c>great</c> or <c>terrible</c>, in the style of PET; an encoder-decoder (BART,
+/// T5) reads <c>sst2 sentence: {text}</c> and its decoder scores each class's target text (<c>positive</c>), teacher
+/// forced, the T5 way. The class probabilities are
 /// the softmax of the label words' scores (optionally calibrated), exactly as a head classifier outputs them.
 /// </summary>
 /// <remarks>
 /// <para>Works zero-shot from a pretrained language model (no training), in context (few-shot demonstrations before the
 /// prompt), or fine-tuned with <see cref="FineTuner.Train(PromptClassifier, LabeledTexts, LabeledTexts?, FineTuningOptions, IProgress{TrainingProgress}?, CancellationToken)"/>:
 /// a decoder learns by the causal-LM loss of the true label word's tokens given the prompt, an encoder by
-/// cross-entropy over the label words at the mask.</para>
+/// cross-entropy over the label words at the mask, an encoder-decoder by the cross-entropy of the true target's tokens
+/// (HuggingFace's <c>labels=</c> loss).</para>
 /// <para>A label word of several tokens (decoders) scores the sum of its tokens' log-probabilities given the prompt and
 /// its earlier tokens, or their mean with <see cref="PromptOptions.LengthNormalized"/>. When every word is one token,
 /// an input costs one forward pass; otherwise one pass per distinct continuation (words that share a beginning share it).</para>
@@ -53,6 +56,11 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     private PromptClassifier(LanguageModel model, TransformerTokenizer tokenizer, ClassifierKind kind, int maxLength, PromptOptions options)
     {
         options.Validate();
+        if (kind == ClassifierKind.EncoderDecoder && options.Shots > 0)
+        {
+            throw new ArgumentException($"{nameof(PromptOptions.Shots)} is {options.Shots}, but in-context demonstrations are not supported for encoder-decoders (their targets are texts of their own); use 0 and fine-tune instead.", nameof(options));
+        }
+
         Model = model;
         Tokenizer = tokenizer;
         Kind = kind;
@@ -151,7 +159,7 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         try
         {
             report = TransformerModels.LoadFromFolder(model, folder);
-            if (report is not null)
+            if (report is not null && kind != ClassifierKind.EncoderDecoder)
             {
                 CheckHead(model, report);
             }
@@ -435,6 +443,11 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
     private void UseDemonstrations(IReadOnlyList<Demonstration> demonstrations)
     {
         ArgumentNullException.ThrowIfNull(demonstrations);
+        if (Kind == ClassifierKind.EncoderDecoder && demonstrations.Count > 0)
+        {
+            throw new ArgumentException("In-context demonstrations are not supported for encoder-decoders (their targets are texts of their own).", nameof(demonstrations));
+        }
+
         for (var i = 0; i < demonstrations.Count; i++)
         {
             var d = demonstrations[i];
@@ -497,6 +510,8 @@ public sealed class PromptClassifier : IDisposable, ITrainableClassifier<PromptR
         ModelFamily.Bert => "BertForMaskedLM",
         ModelFamily.Roberta => "RobertaForMaskedLM",
         ModelFamily.DistilBert => "DistilBertForMaskedLM",
+        ModelFamily.Bart => "BartForConditionalGeneration",
+        ModelFamily.T5 => "T5ForConditionalGeneration",
         _ => "GPT2LMHeadModel",
     };
 }

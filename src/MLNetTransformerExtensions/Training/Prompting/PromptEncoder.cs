@@ -135,7 +135,8 @@ internal sealed class PromptEncoder
             ids.Add(tokenizer.EosTokenId ?? tokenizer.BosTokenId ?? tokenizer.PadTokenId);
         }
 
-        return new PromptRow([.. ids], _kind == ClassifierKind.Decoder ? ids.Count - 1 : position, truncated);
+        // An encoder-decoder scores its targets with the decoder, so no position of the prompt is read.
+        return new PromptRow([.. ids], _kind switch { ClassifierKind.Decoder => ids.Count - 1, ClassifierKind.EncoderDecoder => 0, _ => position }, truncated);
     }
 
     /// <summary>
@@ -232,9 +233,11 @@ internal sealed class PromptEncoder
                 parts[^1] = parts[^1] with { Literal = parts[^1].Literal.TrimEnd() };
             }
         }
-        else
+        else if (kind == ClassifierKind.Encoder || parts.Any(p => p.Kind == TemplatePartKind.Mask))
         {
-            var mask = tokenizer.MaskToken
+            // An encoder-decoder's prompt may hold a mask too (BART's <mask>, T5's first sentinel), as in their pretraining.
+            var sentinel = kind == ClassifierKind.EncoderDecoder && tokenizer.TokenToId("<extra_id_0>") is not null ? "<extra_id_0>" : null;
+            var mask = tokenizer.MaskToken ?? sentinel
                 ?? throw new ArgumentException($"The {tokenizer.ModelType} tokenizer has no mask token, so the encoder prompt strategy cannot be used with it.", nameof(tokenizer));
             parts = [.. parts.Select(p => p.Kind == TemplatePartKind.Mask ? new TemplatePart(TemplatePartKind.Literal, mask) : p)];
         }
@@ -334,7 +337,7 @@ internal sealed class PieceTokenizer
     public PieceTokenizer(TransformerTokenizer tokenizer)
     {
         Tokenizer = tokenizer;
-        IsByteLevel = tokenizer.Family != TokenizerFamily.Bert;
+        IsByteLevel = tokenizer.Family is TokenizerFamily.Roberta or TokenizerFamily.Gpt2;
         _addsPrefixSpace = IsByteLevel && tokenizer.EncodeWithoutSpecialTokens("a").SequenceEqual(tokenizer.EncodeWithoutSpecialTokens(" a"));
         _newline = [.. tokenizer.EncodeWithoutSpecialTokens("\n")];
     }

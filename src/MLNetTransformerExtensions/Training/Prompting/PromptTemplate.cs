@@ -133,6 +133,8 @@ public sealed class PromptTemplate
     {
         (ClassifierKind.Decoder, false) => "Review: {text} Sentiment:",
         (ClassifierKind.Decoder, true) => "{text}\n{text2}\nAnswer:",
+        (ClassifierKind.EncoderDecoder, false) => "sst2 sentence: {text}",
+        (ClassifierKind.EncoderDecoder, true) => "sentence1: {text} sentence2: {text2}",
         (_, false) => "{text} It was {mask}.",
         _ => "{text} ? {mask}, {text2}",
     };

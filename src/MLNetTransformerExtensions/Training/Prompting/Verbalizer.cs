@@ -72,8 +72,8 @@ public static class Verbalizer
         {
             return [.. polarity.Select(p => (p, kind) switch
             {
-                (1, ClassifierKind.Decoder) => "positive",
-                (_, ClassifierKind.Decoder) => "negative",
+                (1, ClassifierKind.Decoder or ClassifierKind.EncoderDecoder) => "positive",
+                (_, ClassifierKind.Decoder or ClassifierKind.EncoderDecoder) => "negative",
                 (1, _) => "great",
                 _ => "terrible",
             })];
@@ -103,8 +103,11 @@ public static class Verbalizer
             words[k] = !pieces.IsByteLevel ? word.Trim()
                 : word.Length > 0 && !char.IsWhiteSpace(word[0]) ? " " + word.TrimEnd()
                 : word.TrimEnd();
-            tokens[k] = pieces.Encode(words[k], startsSequence: false);
-            if (string.IsNullOrWhiteSpace(words[k]) || tokens[k].Length == 0)
+            // An encoder-decoder's target is a text of its own, with the tokenizer's special tokens (HuggingFace's
+            // tokenizer(text_target=...): "<s> Ġpositive </s>" for BART, "▁positive </s>" for T5).
+            tokens[k] = kind == ClassifierKind.EncoderDecoder ? tokenizer.Encode(words[k]).InputIds : pieces.Encode(words[k], startsSequence: false);
+            var specials = kind == ClassifierKind.EncoderDecoder ? tokenizer.SpecialTokenCount(pair: false) : 0;
+            if (string.IsNullOrWhiteSpace(words[k]) || tokens[k].Length <= specials)
             {
                 throw new ArgumentException($"The label word \"{word}\" of class '{labels[k]}' tokenizes to nothing with the {tokenizer.ModelType} tokenizer; give each class a word.", nameof(labelWords));
             }
