@@ -135,7 +135,7 @@ public static class FineTuner
                 var clock = Stopwatch.StartNew();
                 double lossSum = 0;
                 var seen = 0;
-                optimizer.zero_grad();
+                ZeroGradients(optimizer);
                 for (var b = 0; b < batches.Count; b++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -181,7 +181,7 @@ public static class FineTuner
                     }
 
                     optimizer.step();
-                    optimizer.zero_grad();
+                    ZeroGradients(optimizer);
                     TransformerTelemetry.Stop(TransformerTelemetry.OptimizerStep, stepping);
                     step++;
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
@@ -368,10 +368,22 @@ public static class FineTuner
         }
     }
 
+    /// <summary>
+    /// The optimizer's <c>zero_grad</c>, in a dispose scope: TorchSharp's zeroes each gradient with <c>zero_()</c>,
+    /// which returns a new handle to the gradient that it never disposes (one per parameter per step, left to the
+    /// finalizer). Disposing those handles releases only them; the gradients stay on their parameters.
+    /// </summary>
+    internal static void ZeroGradients(optim.Optimizer optimizer)
+    {
+        using var scope = NewDisposeScope();
+        optimizer.zero_grad();
+    }
+
     private static Dictionary<string, Tensor> Snapshot(nn.Module model)
     {
+        // Under no_grad a clone carries no graph, so no detached handle is needed (it would be left undisposed).
         using var _ = no_grad();
-        return model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+        return model.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
     }
 
     private static void DisposeAll(Dictionary<string, Tensor>? tensors)

@@ -141,9 +141,16 @@ public sealed class TokenAttributorTests
     }
 
     [TestMethod]
-    public void ExplainingLeavesNoTensorsOrGradientsBehind()
+    [DataRow("hf-tiny", "gpt2", ClassifierKind.Decoder, false)]
+    [DataRow("hf-tiny", "bert", ClassifierKind.Encoder, false)]
+    [DataRow("hf-tiny-lm", "gpt2", ClassifierKind.Decoder, true)] // the label words' differentiable scores
+    public void ExplainingLeavesNoTensorsOrGradientsBehind(string fixtures, string family, ClassifierKind kind, bool prompt)
     {
-        using var classifier = HeadClassifier.FromPretrained(TestPaths.Fixtures("hf-tiny", "gpt2"), ["a", "b"], ClassifierKind.Decoder, 32, 3, out _);
+        var folder = TestPaths.Fixtures(fixtures, family);
+        using var owned = prompt
+            ? (IDisposable)PromptClassifier.FromPretrained(folder, ["negative", "positive"], kind, null, maxLength: 32, seed: 3, out _)
+            : HeadClassifier.FromPretrained(folder, ["a", "b"], kind, 32, 3, out _);
+        var classifier = (IExplainableClassifier)owned;
         TokenAttributor.Explain(classifier, "one text", null, IntegratedGradients);
         var before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         for (var i = 0; i < 3; i++)
@@ -152,6 +159,6 @@ public sealed class TokenAttributorTests
         }
 
         Assert.AreEqual(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount, "live tensors grew while explaining");
-        Assert.IsTrue(classifier.Model.parameters().All(p => p.grad is null), "explaining accumulated parameter gradients");
+        Assert.IsTrue(classifier.Network.parameters().All(p => p.grad is null), "explaining accumulated parameter gradients");
     }
 }
