@@ -49,6 +49,32 @@ public sealed class ConcurrentScoringTests
     }
 
     [TestMethod]
+    public void AnEngineDisposesTheModelOnlyWhenItOwnsIt()
+    {
+        var (ml, model) = Fit();
+        var row = new SentimentRow { Text = "a fine and moving film" };
+        PredictionEngine<SentimentRow, SentimentPrediction> Engine(bool owns) =>
+            ml.Model.CreatePredictionEngine<SentimentRow, SentimentPrediction>(model, new PredictionEngineOptions { OwnsTransformer = owns });
+
+        float expected;
+        using (var first = Engine(owns: false))
+        {
+            expected = first.Predict(row).Probability;
+        }
+
+        using (var second = Engine(owns: false))
+        {
+            Assert.AreEqual(expected, second.Predict(row).Probability, "an engine that does not own the model leaves it whole when disposed");
+        }
+
+        // ML.NET's default (OwnsTransformer = true): disposing the engine disposes the model, weights and all.
+        var owning = Engine(owns: true);
+        Assert.AreEqual(expected, owning.Predict(row).Probability);
+        owning.Dispose();
+        Assert.ThrowsExactly<ObjectDisposedException>(() => Engine(owns: false).Predict(row));
+    }
+
+    [TestMethod]
     public void TransformFromSeveralThreadsScoresAsOneThreadDoes()
     {
         var (ml, model) = Fit();

@@ -70,6 +70,8 @@ public static partial class Pretrainer
             _optimizer = FineTuner.CreateOptimizer(_model!, _learningRate, _options.WeightDecay);
             if (_resumed is not null)
             {
+                // A run killed while checkpointing leaves its partial folder (a whole model's size); nothing reads it.
+                PretrainingCheckpoint.RemovePartial(_output);
                 PretrainingCheckpoint.Restore(PretrainingCheckpoint.Find(_output)!, _model!, _optimizer, _parameterNames);
             }
 
