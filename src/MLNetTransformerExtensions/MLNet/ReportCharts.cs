@@ -94,8 +94,10 @@ public static partial class ReportCharts
         }
 
         const int Cell = 22;
-        var labelWidth = 8 + (7 * rowLabels.Concat(columnLabels).Select(l => Math.Min(l.Length, 14)).DefaultIfEmpty(1).Max());
-        var top = labelWidth + (title is null ? 0 : 22);
+        // About 7 pixels a character at font size 12: room for the longest (shortened) label on each side, and the title.
+        var labelWidth = 8 + (7 * rowLabels.Select(l => Math.Min(l.Length, RowLabelLength)).DefaultIfEmpty(1).Max());
+        var headerHeight = 8 + (7 * columnLabels.Select(l => Math.Min(l.Length, ColumnLabelLength)).DefaultIfEmpty(1).Max());
+        var top = headerHeight + (title is null ? 0 : 22);
         var max = 0f;
         foreach (var v in values)
         {
@@ -103,23 +105,23 @@ public static partial class ReportCharts
         }
 
         var svg = new StringBuilder();
-        var (width, height) = (labelWidth + (columns * Cell) + 4, top + (rows * Cell) + 4);
+        var (width, height) = (Math.Max(labelWidth + (columns * Cell) + 4, 16 + (7 * (title?.Length ?? 0))), top + (rows * Cell) + 4);
         svg.Append(string.Create(CultureInfo.InvariantCulture, $"<svg viewBox=\"0 0 {width} {height}\" role=\"img\" font-size=\"12\">"));
         if (title is not null)
         {
-            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text x=\"{labelWidth + (columns * Cell / 2)}\" y=\"15\" text-anchor=\"middle\" font-weight=\"bold\">{TrainingReportHtml.E(title)}</text>"));
+            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text x=\"{width / 2}\" y=\"15\" text-anchor=\"middle\" font-weight=\"bold\">{TrainingReportHtml.E(title)}</text>"));
         }
 
         for (var c = 0; c < columns; c++)
         {
             var x = labelWidth + (c * Cell) + (Cell / 2) + 4;
-            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text transform=\"translate({x},{top - 6}) rotate(-90)\">{TrainingReportHtml.E(Short(columnLabels[c]))}</text>"));
+            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text transform=\"translate({x},{top - 6}) rotate(-90)\">{TrainingReportHtml.E(Short(columnLabels[c], ColumnLabelLength))}</text>"));
         }
 
         for (var r = 0; r < rows; r++)
         {
             var y = top + (r * Cell);
-            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text x=\"{labelWidth - 6}\" y=\"{y + (Cell / 2) + 4}\" text-anchor=\"end\">{TrainingReportHtml.E(Short(rowLabels[r]))}</text>"));
+            svg.Append(string.Create(CultureInfo.InvariantCulture, $"<text x=\"{labelWidth - 6}\" y=\"{y + (Cell / 2) + 4}\" text-anchor=\"end\">{TrainingReportHtml.E(Short(rowLabels[r], RowLabelLength))}</text>"));
             for (var c = 0; c < columns; c++)
             {
                 var v = values[r, c];
@@ -144,7 +146,10 @@ public static partial class ReportCharts
             + svg["<svg".Length..];
     }
 
-    private static string Short(string label) => label.Length <= 14 ? label : label[..13] + "…";
+    private const int RowLabelLength = 24;
+    private const int ColumnLabelLength = 14;
+
+    private static string Short(string label, int length) => label.Length <= length ? label : label[..(length - 1)] + "…";
 
     [GeneratedRegex("viewBox=\"0 0 (?<w>[0-9.]+) (?<h>[0-9.]+)\"")]
     private static partial Regex ViewBox();
