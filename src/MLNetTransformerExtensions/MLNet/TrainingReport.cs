@@ -75,19 +75,7 @@ public sealed class TrainingReport : IProgress<TrainingProgress>
             throw new ArgumentException($"There are {texts.Count} texts, {labels.Count} labels and {probabilities.Count} probability rows; give one of each per row.", nameof(probabilities));
         }
 
-        for (var i = 0; i < labels.Count; i++)
-        {
-            if (labels[i] < 0 || labels[i] >= classNames.Count)
-            {
-                throw new ArgumentException($"Row {i} has class index {labels[i]}, outside the {classNames.Count} classes.", nameof(labels));
-            }
-
-            if (probabilities[i]?.Length != classNames.Count)
-            {
-                throw new ArgumentException($"Row {i} has {probabilities[i]?.Length ?? 0} probabilities for {classNames.Count} classes.", nameof(probabilities));
-            }
-        }
-
+        ReportMetrics.CheckRows(classNames.Count, labels, probabilities);
         lock (_lock)
         {
             _evaluations.Add(new ReportedEvaluation(modelName, [.. classNames], [.. texts], [.. labels], [.. probabilities], []));
@@ -180,6 +168,28 @@ internal sealed record ExplainedMistake(int Row, TokenAttribution Attribution);
 /// <summary>The numbers the report shows, computed from labels and probabilities.</summary>
 internal static class ReportMetrics
 {
+    /// <summary>Throws unless every row has a class index in range and one probability per class.</summary>
+    public static void CheckRows(int classes, IReadOnlyList<int> labels, IReadOnlyList<float[]> probabilities)
+    {
+        if (probabilities.Count != labels.Count)
+        {
+            throw new ArgumentException($"There are {labels.Count} labels and {probabilities.Count} probability rows; give one of each per row.", nameof(probabilities));
+        }
+
+        for (var i = 0; i < labels.Count; i++)
+        {
+            if (labels[i] < 0 || labels[i] >= classes)
+            {
+                throw new ArgumentException($"Row {i} has class index {labels[i]}, outside the {classes} classes.", nameof(labels));
+            }
+
+            if (probabilities[i]?.Length != classes)
+            {
+                throw new ArgumentException($"Row {i} has {probabilities[i]?.Length ?? 0} probabilities for {classes} classes.", nameof(probabilities));
+            }
+        }
+    }
+
     public static int ArgMax(float[] values)
     {
         var best = 0;

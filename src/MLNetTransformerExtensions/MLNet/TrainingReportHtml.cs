@@ -162,7 +162,7 @@ internal static class TrainingReportHtml
     }
 
     /// <summary>Tokens as text again (WordPiece's ## joins, byte-level BPE's Ġ is a space), each shaded by its attribution.</summary>
-    private static void Tokens(StringBuilder html, TokenAttribution why)
+    internal static void Tokens(StringBuilder html, TokenAttribution why)
     {
         var scale = why.Attributions.Select(Math.Abs).DefaultIfEmpty(0).Max();
         for (var i = 0; i < why.Tokens.Count; i++)
@@ -183,8 +183,9 @@ internal static class TrainingReportHtml
             var a = why.Attributions[i];
             var alpha = scale == 0 ? 0 : Math.Abs(a) / scale * 0.85;
             var color = a >= 0 ? "220,38,38" : "37,99,235";
+            // The grey of special tokens is inline: the fragment also stands alone, outside the report's stylesheet (ReportCharts).
             html.Append("<span").Append(special ? " class=\"special\"" : string.Empty)
-                .Append(string.Create(CultureInfo.InvariantCulture, $" style=\"background:rgba({color},{alpha:0.###})\" title=\"{a:0.0000}\">"))
+                .Append(string.Create(CultureInfo.InvariantCulture, $" style=\"background:rgba({color},{alpha:0.###}){(special ? ";color:#9aa5b1" : string.Empty)}\" title=\"{a:0.0000}\">"))
                 .Append(E(shown)).Append("</span>");
         }
     }
@@ -193,7 +194,7 @@ internal static class TrainingReportHtml
         html.Append("<figure>").Append(svg).Append("<figcaption>").Append(E(caption)).Append("</figcaption></figure>");
 
     /// <summary>A line chart of one or more series over a shared x axis, with 5 ticks on each axis.</summary>
-    private static string LineChart(IReadOnlyList<(string Name, string Color, (double X, double Y)[] Points)> series, string xLabel, bool markers)
+    internal static string LineChart(IReadOnlyList<(string Name, string Color, (double X, double Y)[] Points)> series, string xLabel, bool markers)
     {
         var all = series.SelectMany(s => s.Points).ToList();
         var svg = new StringBuilder();
@@ -248,7 +249,7 @@ internal static class TrainingReportHtml
         return svg.Append("</svg>").ToString();
     }
 
-    private static string Heatmap(int[,] counts, string[] names)
+    internal static string Heatmap(int[,] counts, string[] names)
     {
         var k = names.Length;
         const int label = 90;
@@ -320,5 +321,5 @@ internal static class TrainingReportHtml
 
     private static string F(double v) => v.ToString("0.0000", CultureInfo.InvariantCulture);
 
-    private static string E(string text) => WebUtility.HtmlEncode(text);
+    internal static string E(string text) => WebUtility.HtmlEncode(text);
 }

@@ -47,6 +47,32 @@ public abstract class TransformerModel : nn.Module
     /// <param name="tokenTypeIds">Segment ids (B, T), or null for all zeros.</param>
     /// <returns>Hidden states (B, T, H).</returns>
     public abstract Tensor HiddenStates(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds);
+
+    /// <summary>
+    /// The attention weights of every layer of the base model for a batch (HuggingFace's <c>attentions</c>, what a
+    /// forward pass with <c>output_attentions=True</c> returns; for BART and T5, the encoder's self-attention): each
+    /// query row is a probability distribution over the keys, zero on padded keys, and for GPT-2 zero above the
+    /// diagonal (a token sees only itself and earlier tokens). An inspection path: the weights are computed explicitly
+    /// instead of in the fused attention kernel, so it is slower than <see cref="HiddenStates"/>; call
+    /// <see cref="nn.Module.eval"/> first, or attention dropout applies.
+    /// </summary>
+    /// <param name="inputIds">Token ids (B, T), int64.</param>
+    /// <param name="attentionMask">1 for real tokens, 0 for padding (B, T), int64.</param>
+    /// <param name="tokenTypeIds">Segment ids (B, T), or null for all zeros.</param>
+    /// <returns>One (B, heads, T, T) float tensor per layer, first layer first. The caller owns (and disposes) them; they belong to no dispose scope.</returns>
+    public IReadOnlyList<Tensor> Attentions(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        ArgumentNullException.ThrowIfNull(attentionMask);
+        using var capture = AttentionCapture.Begin();
+        using (no_grad())
+        using (NewDisposeScope())
+        {
+            HiddenStates(inputIds, attentionMask, tokenTypeIds);
+        }
+
+        return capture.Weights;
+    }
 }
 
 /// <summary>A model that maps token ids to class logits, as HuggingFace's <c>*ForSequenceClassification</c>.</summary>
@@ -190,6 +216,24 @@ internal static class Layers
         if (scale != 1.0)
         {
             query = query * scale;
+        }
+
+        if (AttentionCapture.Current is { } capture)
+        {
+            // The same product as the fused kernel, written out so the weights exist to be kept (HuggingFace's eager path).
+            var scores = matmul(query, key.transpose(-2, -1)).div(Math.Sqrt(query.shape[^1]));
+            if (mask is not null)
+            {
+                scores = scores + mask;
+            }
+            else if (causal)
+            {
+                scores = scores.masked_fill(ones(scores.shape[^2], scores.shape[^1], ScalarType.Bool, scores.device).triu(1), float.NegativeInfinity);
+            }
+
+            var weights = nn.functional.dropout(scores.softmax(-1), dropout, training: dropout > 0);
+            capture.Add(weights);
+            return matmul(weights, value);
         }
 
         return nn.functional.scaled_dot_product_attention(query, key, value, mask, dropout, is_casual: causal && mask is null);

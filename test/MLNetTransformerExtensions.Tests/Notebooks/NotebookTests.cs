@@ -42,21 +42,68 @@ public sealed partial class NotebookTests
             Assert.IsTrue(File.Exists(output), $"dotnet-repl wrote no executed notebook (exit {run.ExitCode}): {run.StdOut}{run.StdErr}");
 
             using var executed = JsonDocument.Parse(File.ReadAllText(output));
-            var codeCells = executed.RootElement.GetProperty("cells").EnumerateArray().Where(c => c.GetProperty("cell_type").GetString() == "code").ToList();
-            Assert.IsTrue(codeCells.Count > 0, "the notebook has no code cell");
-            for (var i = 0; i < codeCells.Count; i++)
-            {
-                foreach (var error in codeCells[i].GetProperty("outputs").EnumerateArray().Where(o => o.GetProperty("output_type").GetString() == "error"))
-                {
-                    Assert.Fail($"{notebook}, code cell {i + 1}: {error.GetProperty("ename").GetString()}: {error.GetProperty("evalue").GetString()}");
-                }
-            }
-
+            AssertEveryCellRendered(notebook, executed.RootElement);
             Assert.AreEqual(0, run.ExitCode, $"dotnet-repl failed: {run.StdOut}{run.StdErr}");
         }
         finally
         {
             Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The notebooks are committed with their outputs, so that they read (and show their pictures) on GitHub without
+    /// being run: those outputs must be complete, free of errors, and small (SVG images, not megabytes of base64).
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Notebooks))]
+    public void IsCommittedWithItsOutputs(string notebook)
+    {
+        var path = Path.Combine(Folder, notebook);
+        var size = new FileInfo(path).Length;
+        Assert.IsLessThan(300_000, size, $"{notebook} is {size / 1000} kB; keep its outputs small (SVG or small PNG images)");
+        using var committed = JsonDocument.Parse(File.ReadAllText(path));
+        if (!committed.RootElement.GetProperty("cells").EnumerateArray().Any(c => c.TryGetProperty("outputs", out var outputs) && outputs.GetArrayLength() > 0))
+        {
+            // Visible in the results rather than passed: the slow tier still runs it, but GitHub shows no pictures.
+            Assert.Inconclusive($"{notebook} is committed without outputs; run it through the kernel and commit the executed file");
+        }
+
+        AssertEveryCellRendered(notebook, committed.RootElement);
+    }
+
+    /// <summary>
+    /// No cell failed; every cell that writes text shows it; every cell that draws (an SVG image through
+    /// <c>DisplayAs("image/svg+xml")</c>, or HTML through <c>display(HTML(...))</c>) shows an image or HTML output.
+    /// </summary>
+    private static void AssertEveryCellRendered(string notebook, JsonElement root)
+    {
+        var codeCells = root.GetProperty("cells").EnumerateArray().Where(c => c.GetProperty("cell_type").GetString() == "code").ToList();
+        Assert.IsTrue(codeCells.Count > 0, $"{notebook} has no code cell");
+        for (var i = 0; i < codeCells.Count; i++)
+        {
+            var outputs = codeCells[i].GetProperty("outputs").EnumerateArray().ToList();
+            foreach (var error in outputs.Where(o => o.GetProperty("output_type").GetString() == "error"))
+            {
+                Assert.Fail($"{notebook}, code cell {i + 1}: {error.GetProperty("ename").GetString()}: {error.GetProperty("evalue").GetString()}");
+            }
+
+            var source = string.Concat(codeCells[i].GetProperty("source").EnumerateArray().Select(line => line.GetString()));
+            var mimeTypes = outputs.Where(o => o.TryGetProperty("data", out _)).SelectMany(o => o.GetProperty("data").EnumerateObject().Select(p => p.Name)).ToHashSet();
+            if (source.Contains("DisplayAs(\"image/svg+xml\")", StringComparison.Ordinal))
+            {
+                Assert.IsTrue(mimeTypes.Contains("image/svg+xml"), $"{notebook}, code cell {i + 1} draws an SVG image but shows none");
+            }
+
+            if (source.Contains("display(HTML(", StringComparison.Ordinal))
+            {
+                Assert.IsTrue(mimeTypes.Contains("text/html"), $"{notebook}, code cell {i + 1} displays HTML but shows none");
+            }
+
+            if (source.Contains("Console.WriteLine(", StringComparison.Ordinal))
+            {
+                Assert.IsTrue(outputs.Any(o => o.GetProperty("output_type").GetString() == "stream"), $"{notebook}, code cell {i + 1} writes text but shows none");
+            }
         }
     }
 
