@@ -187,29 +187,38 @@ public static class ModelBenchmark
     /// <param name="warmupSteps">Untimed steps first (the first step also allocates AdamW's state).</param>
     /// <param name="steps">Timed steps.</param>
     /// <param name="seed">Seed of the random tokens and labels.</param>
+    /// <param name="precision">Float32, or BFloat16 for FineTuner's mixed precision (bfloat16 forward and backward, float32 masters and AdamW state).</param>
     /// <returns>The step times.</returns>
-    public static StepTimings MeasureTraining(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0)
+    public static StepTimings MeasureTraining(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0,
+        TrainingPrecision precision = TrainingPrecision.Float32)
     {
         CheckStepArguments(model, batchSize, sequenceLength, warmupSteps, steps);
         var options = new FineTuningOptions();
         using var inputs = NewDisposeScope();
         var (ids, mask, labels) = RandomBatch(model.Config, batchSize, sequenceLength, seed);
         NativeHeap.PrepareForTraining(model); // as FineTuner does
-        using var optimizer = FineTuner.CreateOptimizer(model, options.LearningRate, options.WeightDecay);
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new MixedPrecision(model) : null;
+        using var optimizer = mixed is null
+            ? FineTuner.CreateOptimizer(model, options.LearningRate, options.WeightDecay)
+            : FineTuner.CreateOptimizer(mixed.Decay, mixed.NoDecay, options.LearningRate, options.WeightDecay);
+        mixed?.ToBFloat16();
         model.train();
         try
         {
             return TimeSteps(batchSize, warmupSteps, steps, () =>
             {
-                var loss = nn.functional.cross_entropy(model.forward(ids, mask, null), labels);
+                var loss = nn.functional.cross_entropy(model.forward(ids, mask, null).to(ScalarType.Float32), labels);
                 loss.backward();
-                nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                mixed?.CollectGradients();
+                nn.utils.clip_grad_norm_(mixed?.Parameters ?? model.parameters(), options.MaxGradNorm);
                 optimizer.step();
                 optimizer.zero_grad();
+                mixed?.Refresh();
             });
         }
         finally
         {
+            mixed?.ToFloat32();
             model.eval();
         }
     }

@@ -37,7 +37,7 @@ internal static class BenchCommand
         var text = new Option<FileInfo?>("--text") { Description = "Measure tokenization on these texts: .txt (one per line), .jsonl ({\"text\": ...}) or .tsv with a text or sentence column." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: a model folder or hub id (default: the --config folder; required with a preset)." };
         var matmulSize = new Option<int>("--matmul-size") { Description = "Side of the square fp32 matrices whose product measures the matmul ceiling.", DefaultValueFactory = _ => 2048 };
-        var precision = PrecisionOption.Create("Number format of the inference steps: fp32 (default) or bf16, which also measures the bf16 matmul ceiling. Training steps are always fp32.");
+        var precision = PrecisionOption.CreateForTraining("Number format of the inference and training steps: fp32 (default), bf16 (training in mixed precision, as train --precision bf16), or auto (bf16 only where the bf16 probe finds it faster). bf16 also measures the bf16 matmul ceiling.");
 
         var command = new Command("bench", "Measure inference and training throughput, model FLOP utilisation, memory and tokenization speed on this machine.")
         {
@@ -48,17 +48,31 @@ internal static class BenchCommand
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
             parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize),
-            PrecisionOption.Parse(parse.GetValue(precision)) ?? InferencePrecision.Float32)));
+            PrecisionOption.ParseTraining(parse.GetValue(precision)))));
         return command;
     }
 
     private sealed record Settings(string Config, int BatchSize, int SequenceLength, int Threads, int Steps, int Warmup,
-        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize, InferencePrecision Precision = InferencePrecision.Float32);
+        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize, TrainingPrecision Requested = TrainingPrecision.Float32)
+    {
+        /// <summary>The precision asked for with Auto resolved by the bf16 probe (set in <see cref="Run"/>).</summary>
+        public TrainingPrecision Training { get; init; } = Requested;
+
+        public InferencePrecision Precision => Training == TrainingPrecision.BFloat16 ? InferencePrecision.BFloat16 : InferencePrecision.Float32;
+    }
 
     private static int Run(Settings settings)
     {
         try
         {
+            // As the trainers resolve it: auto takes bf16 only where the probe finds it faster; explicit bf16 runs anyway.
+            var probe = settings.Requested == TrainingPrecision.Float32 ? null : BFloat16Support.Current;
+            settings = settings with { Training = settings.Requested == TrainingPrecision.Auto ? (probe!.IsFaster ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32) : settings.Requested };
+            if (probe is not null)
+            {
+                Console.Error.WriteLine($"bf16 probe: {probe}; {PrecisionOption.Name(settings.Requested)} trains in {PrecisionOption.Name(settings.Training)}");
+            }
+
             Check(settings.BatchSize >= 1, $"--batch-size must be at least 1 (got {settings.BatchSize}).");
             Check(settings.SequenceLength >= 1, $"--seq-len must be at least 1 (got {settings.SequenceLength}).");
             Check(settings.Threads >= 1, $"--threads must be at least 1 (got {settings.Threads}).");
@@ -98,9 +112,9 @@ internal static class BenchCommand
             var inference = ModelBenchmark.MeasureInference(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Precision);
             var afterInference = ProcessMemory.Read();
             var inferenceContention = cpu.OtherProcessesPercent();
-            stderr.WriteLine("  training...");
+            stderr.WriteLine($"  {PrecisionOption.Name(settings.Training)} training...");
             cpu = CpuContention.Start();
-            var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps);
+            var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Training);
             var afterTraining = ProcessMemory.Read();
             var trainingContention = cpu.OtherProcessesPercent();
             stderr.WriteLine("  fp32 matmul ceiling again...");
@@ -235,7 +249,7 @@ internal static class BenchCommand
             Row("threads", F($"{get_num_threads()}"), F($"{Environment.ProcessorCount} logical cores"));
             Row("forward FLOPs / seq", F($"{ForwardFlops / 1e9:F3} G"), "matmuls only; a training step counts 3×");
             Row("inference", F($"{Inference.SequencesPerSecond:F1} seq/s"), F($"{PrecisionOption.Name(Settings.Precision)}, median step {Inference.MedianMilliseconds:F1} ms, {InferenceGflops:F1} GFLOP/s"));
-            Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; fp32 forward, backward, AdamW, dropout on"));
+            Row("training", F($"{Training.SequencesPerSecond:F1} seq/s"), F($"median step {Training.MedianMilliseconds:F1} ms, {TrainingGflops:F1} GFLOP/s; {PrecisionOption.Name(Settings.Training)} forward, backward, AdamW, dropout on"));
             Row("fp32 matmul ceiling", F($"{MatmulGflops:F1} GFLOP/s"), F($"torch.mm {Settings.MatmulSize}×{Settings.MatmulSize}: {MatmulBefore:F1} before, {MatmulAfter:F1} after the model steps"));
             if (Bf16MatmulGflops is double bf16Ceiling)
             {
@@ -292,11 +306,22 @@ internal static class BenchCommand
                 ["matmul_gflops_after"] = Round(MatmulAfter, 2),
                 ["inference_mfu"] = Round(InferenceGflops / MatmulGflops, 4),
                 ["precision"] = PrecisionOption.Name(Settings.Precision),
+                ["training_precision"] = PrecisionOption.Name(Settings.Training),
+                ["requested_precision"] = PrecisionOption.Name(Settings.Requested),
+                ["bf16_probe"] = Settings.Requested == TrainingPrecision.Float32 ? null : new JsonObject
+                {
+                    ["avx512_bf16"] = BFloat16Support.Current.Avx512Bf16,
+                    ["amx_bf16"] = BFloat16Support.Current.AmxBf16,
+                    ["fp32_gflops"] = Round(BFloat16Support.Current.Float32Gflops, 1),
+                    ["bf16_gflops"] = Round(BFloat16Support.Current.BFloat16Gflops, 1),
+                    ["bf16_faster"] = BFloat16Support.Current.IsFaster,
+                },
                 ["matmul_gflops_bf16"] = Bf16MatmulGflops is double bf16 ? Round(bf16, 2) : null,
                 ["matmul_gflops_bf16_before"] = Bf16MatmulBefore is double bf16Before ? Round(bf16Before, 2) : null,
                 ["matmul_gflops_bf16_after"] = Bf16MatmulAfter is double bf16After ? Round(bf16After, 2) : null,
                 ["inference_mfu_vs_bf16_matmul"] = Bf16MatmulGflops is double bf16Ceiling ? Round(InferenceGflops / bf16Ceiling, 4) : null,
                 ["training_mfu"] = Round(TrainingGflops / MatmulGflops, 4),
+                ["training_mfu_vs_bf16_matmul"] = Bf16MatmulGflops is double bf16TrainingCeiling ? Round(TrainingGflops / bf16TrainingCeiling, 4) : null,
                 ["peak_rss_mb"] = Round(AfterTraining.PeakResidentMegabytes, 1),
                 ["steady_rss_mb"] = Round(AfterTraining.ResidentMegabytes, 1),
                 ["inference_peak_rss_mb"] = Round(AfterInference.PeakResidentMegabytes, 1),

@@ -36,6 +36,7 @@ internal static class InfoCommand
         });
         table.AddRow("Loaded glue library", Markup.Escape(status.LoadedLibrary ?? "(TorchSharp's own loading)"));
         table.AddRow("Forward + backward", FormattableString.Invariant($"ok: loss {check.Loss:F4}, weight-gradient norm {check.GradientNorm:F4}"));
+        table.AddRow("bfloat16 (--precision auto)", Markup.Escape($"{BFloat16Support.Current}; auto trains in {(BFloat16Support.Current.IsFaster ? "bf16" : "fp32")}"));
         AnsiConsole.Write(table);
         return 0;
     }

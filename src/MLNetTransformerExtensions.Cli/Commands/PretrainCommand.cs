@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Training;
 using MLNetTransformerExtensions.Training.Pretraining;
 using Spectre.Console;
 
@@ -37,7 +38,7 @@ internal static class PretrainCommand
     private sealed record Settings(
         string[] Inputs, string? Kind, string Preset, string? From, string? Tokenizer, int? VocabularySize, int? Steps, int? Epochs,
         int BatchSize, double? LearningRate, int? MaxLength, int Seed, int CheckpointEvery, int EvaluateEvery, string[]? Validation,
-        string Output, bool Resume, bool Json);
+        string Output, bool Resume, bool Json, TrainingPrecision Precision = TrainingPrecision.Float32);
 
     public static Command Create()
     {
@@ -61,17 +62,18 @@ internal static class PretrainCommand
         var output = new Option<string>("--output") { Description = "Folder for the HuggingFace model (config.json, model.safetensors, tokenizer files, README.md) and its checkpoint/ subfolder.", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint is in --output, exactly where it stopped; give the same options and inputs." };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the summary." };
+        var precision = PrecisionOption.CreateForTraining(PrecisionOption.TrainingDescription + " Checkpoints are float32, so --resume may change it.");
 
         var command = new Command("pretrain", "Pretrain a masked-LM encoder or causal-LM decoder on text files, from scratch or continuing a model, into a HuggingFace folder.")
         {
             input, kind, preset, from, tokenizer, vocabSize, steps, epochs, batchSize, learningRate, maxLength, seed, checkpointEvery, evalEvery,
-            validation, output, resume, json,
+            validation, output, resume, json, precision,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Run(new Settings(
             parse.GetValue(input)!, parse.GetValue(kind), parse.GetValue(preset)!, parse.GetValue(from), parse.GetValue(tokenizer), parse.GetValue(vocabSize),
             parse.GetValue(steps), parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(learningRate), parse.GetValue(maxLength), parse.GetValue(seed),
             parse.GetValue(checkpointEvery), parse.GetValue(evalEvery), parse.GetValue(validation), parse.GetValue(output)!, parse.GetValue(resume),
-            parse.GetValue(json)), cancellation)));
+            parse.GetValue(json), PrecisionOption.ParseTraining(parse.GetValue(precision))), cancellation)));
         return command;
     }
 
@@ -105,6 +107,7 @@ internal static class PretrainCommand
                 EvaluateEvery = s.EvaluateEvery,
                 ValidationFiles = s.Validation is { Length: > 0 } files ? files : null,
                 Resume = s.Resume,
+                Precision = s.Precision,
             };
 
             PretrainingResult result = null!;
@@ -130,6 +133,11 @@ internal static class PretrainCommand
                         lock (gate)
                         {
                             step = Math.Max(step, p.Step);
+                            if (p.Notice is { } notice)
+                            {
+                                console.MarkupLine(Markup.Escape($"note: {notice}"));
+                            }
+
                             switch (p.Stage)
                             {
                                 case PretrainingStage.TrainingTokenizer or PretrainingStage.ReadingCorpus or PretrainingStage.FastForwarding:
@@ -236,6 +244,7 @@ internal static class PretrainCommand
     {
         ["output"] = result.OutputFolder,
         ["kind"] = result.Kind == PretrainingKind.Encoder ? "encoder" : "decoder",
+        ["training_precision"] = PrecisionOption.Name(options.Precision),
         ["model_type"] = result.Model.Config.Json["model_type"]?.DeepClone(),
         ["preset"] = options.From is null ? options.Size.Name : null,
         ["from"] = options.From,

@@ -19,7 +19,8 @@ internal static class TrainCommand
     private sealed record Settings(
         string Data, string? Validation, string? Test, string TextColumn, string? SecondTextColumn, string LabelColumn,
         string Model, string? Kind, int Epochs, int BatchSize, double LearningRate, int? MaxLength, int Seed, string Output,
-        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, ChatArguments.Values Chat, int Iterations, int? Pairs, string? Report)
+        bool Json, bool Baseline, string? Template, string? LabelWords, int Shots, bool Calibrate, ChatArguments.Values Chat, int Iterations, int? Pairs, string? Report,
+        TrainingPrecision Precision = TrainingPrecision.Float32)
     {
         /// <summary>SetFit, or its linear probe (<c>embedding</c>): a sentence encoder with a logistic-regression head.</summary>
         public bool IsSetFit => Kind is "setfit" or "embedding";
@@ -64,11 +65,12 @@ internal static class TrainCommand
         var output = new Option<string>("--output") { Description = "Where to write the ML.NET model file.", DefaultValueFactory = _ => "model.zip" };
         var json = new Option<bool>("--json") { Description = "End stdout with one JSON line of the metrics." };
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip ML.NET's FeaturizeText + SdcaMaximumEntropy baseline." };
+        var precision = PrecisionOption.CreateForTraining(PrecisionOption.TrainingDescription);
 
         var command = new Command("train", "Fine-tune a transformer classifier on a TSV/CSV file and save an ML.NET model.")
         {
             data, validation, test, text, second, label, model, kind, epochs, batchSize, learningRate, maxLength, seed, output, json, noBaseline,
-            template, labelWords, shots, calibrate, iterations, pairs, report,
+            template, labelWords, shots, calibrate, iterations, pairs, report, precision,
         };
         foreach (var option in chat.All)
         {
@@ -100,7 +102,7 @@ internal static class TrainCommand
                 parse.GetValue(learningRate) ?? (setFit ? SetFitLearningRate : builtin ? SmallModelLearningRate : DefaultLearningRate), parse.GetValue(maxLength),
                 parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(json), !parse.GetValue(noBaseline),
                 parse.GetValue(template), parse.GetValue(labelWords), parse.GetValue(shots), parse.GetValue(calibrate), chat.Read(parse),
-                parse.GetValue(iterations), parse.GetValue(pairs), parse.GetValue(report));
+                parse.GetValue(iterations), parse.GetValue(pairs), parse.GetValue(report), PrecisionOption.ParseTraining(parse.GetValue(precision)));
             using var signals = new StopSignals(cancellation, "Stopping after this batch; no model file will be written (Ctrl+C again quits at once).");
             return Task.FromResult(Run(settings, signals.Token));
         });
@@ -223,6 +225,11 @@ internal static class TrainCommand
                     var bar = context.AddTask("fine-tuning", maxValue: 1);
                     var progress = new Progress<TrainingProgress>(p =>
                     {
+                        if (p.Notice is { } notice)
+                        {
+                            console.MarkupLine(Markup.Escape($"note: {notice}"));
+                        }
+
                         bar.MaxValue = Math.Max(1, p.TotalSteps);
                         bar.Value = p.Step;
                         var line = FormattableString.Invariant($"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:0.000} lr {p.LearningRate:0.0e0} {p.SequencesPerSecond:0} seq/s");
@@ -252,7 +259,7 @@ internal static class TrainCommand
             ModelZip.Save(ml, model, train.View.Schema, s.Output);
             console.MarkupLine(Markup.Escape(FormattableString.Invariant($"Trained in {trainingSeconds:0.0} s; model written to {Path.GetFullPath(s.Output)}")));
 
-            var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Model, ["training_seconds"] = trainingSeconds };
+            var result = new JsonObject { ["model"] = Path.GetFullPath(s.Output), ["base_model"] = s.Model, ["training_seconds"] = trainingSeconds, ["training_precision"] = PrecisionOption.Name(s.Precision) };
             Report(s, ml, model, train, test ?? validation, toKey, classNames, result, _ => { }, html);
             return 0;
         }
@@ -430,6 +437,7 @@ internal static class TrainCommand
         ValidationSet = validation,
         Progress = progress,
         CancellationToken = cancellation,
+        TrainingPrecision = s.Precision,
     };
 
     /// <summary>Builds the options object of the trainer that matches the kind.</summary>
@@ -460,6 +468,7 @@ internal static class TrainCommand
             options.LabelWords = s.LabelWords;
             options.Shots = s.Shots;
             options.Calibrate = s.Calibrate;
+            options.TrainingPrecision = s.Precision;
             return options;
         }
     }

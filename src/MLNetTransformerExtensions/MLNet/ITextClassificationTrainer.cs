@@ -69,6 +69,11 @@ public sealed class TextClassificationTrainingContext
         public void Report(TrainingProgress value)
         {
             ArgumentNullException.ThrowIfNull(value);
+            if (value.Notice is { } notice)
+            {
+                log(notice);
+            }
+
             if (value.IsEpochEnd)
             {
                 log(Describe(value));

@@ -54,6 +54,12 @@ public sealed class SetFitOptions : TextClassificationOptions
     /// <summary>float32 (default) or bfloat16 scoring; training is float32 either way. Saved with the model.</summary>
     public InferencePrecision InferencePrecision = InferencePrecision.Float32;
 
+    /// <summary>
+    /// The number format of the body's contrastive fine-tuning: float32 (default), bfloat16 mixed precision or Auto
+    /// (bfloat16 only where this CPU multiplies it faster); see <see cref="TrainingPrecision"/>. The weights stay float32.
+    /// </summary>
+    public TrainingPrecision TrainingPrecision = TrainingPrecision.Float32;
+
     /// <summary>The default values, SetFit's where it has them.</summary>
     public static new class Defaults
     {
@@ -92,6 +98,7 @@ public sealed class SetFitOptions : TextClassificationOptions
         MaxGradNorm = 1.0,
         MaxLength = null,
         InferenceBatchSize = BatchSize,
+        Precision = TrainingPrecision,
     };
 
     internal void Validate()
@@ -121,5 +128,6 @@ public sealed class SetFitOptions : TextClassificationOptions
         Check(HeadL2Regularization >= 0 && float.IsFinite(HeadL2Regularization), nameof(HeadL2Regularization), HeadL2Regularization, "0 or more");
         Check(HeadL1Regularization >= 0 && float.IsFinite(HeadL1Regularization), nameof(HeadL1Regularization), HeadL1Regularization, "0 or more");
         Check(Enum.IsDefined(InferencePrecision), nameof(InferencePrecision), InferencePrecision, "Float32 or BFloat16");
+        Check(Enum.IsDefined(TrainingPrecision), nameof(TrainingPrecision), TrainingPrecision, "Float32, BFloat16 or Auto");
     }
 }

@@ -70,6 +70,13 @@ public abstract class TransformerClassifierOptions : TextClassificationOptions
     /// </summary>
     public InferencePrecision InferencePrecision = InferencePrecision.Float32;
 
+    /// <summary>
+    /// The number format of fine-tuning: float32 (default), bfloat16 mixed precision (float32 master weights and AdamW
+    /// state, the loss in float32) or Auto, bfloat16 only where this CPU multiplies it at least 1.2× faster than float32;
+    /// see <see cref="Training.TrainingPrecision"/>. Validation and the saved weights are float32 either way.
+    /// </summary>
+    public TrainingPrecision TrainingPrecision = TrainingPrecision.Float32;
+
     internal FineTuningOptions ToFineTuning() => new()
     {
         Epochs = NumberOfEpochs,
@@ -82,6 +89,7 @@ public abstract class TransformerClassifierOptions : TextClassificationOptions
         MaxLength = MaximumLength,
         EarlyStoppingPatience = EarlyStoppingPatience,
         InferenceBatchSize = BatchSize,
+        Precision = TrainingPrecision,
     };
 
     /// <summary>The defaults of fine-tuning.</summary>

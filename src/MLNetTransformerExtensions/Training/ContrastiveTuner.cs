@@ -48,6 +48,7 @@ internal sealed class ContrastiveTuner(SentenceEncoder encoder) : ITrainableClas
         // Both sides in one padded pass: (2B, H), first texts then second texts.
         var vectors = encoder.Vectors(encoder.Model, [.. rows.Select(r => r.First), .. rows.Select(r => r.Second)]);
         var loss = TransformerTelemetry.Start(TransformerTelemetry.Forward);
+        vectors = vectors.to(ScalarType.Float32);                                             // float32 for the loss, also in mixed precision
         var first = vectors[..rows.Count];                                                   // (B, H)
         var second = vectors[rows.Count..];                                                  // (B, H)
         var similarity = nn.functional.cosine_similarity(first, second, dim: 1);             // (B)

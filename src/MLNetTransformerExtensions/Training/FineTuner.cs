@@ -112,9 +112,13 @@ public static class FineTuner
         var totalSteps = stepsPerEpoch * options.Epochs;
         var warmupSteps = (int)Math.Ceiling(totalSteps * options.WarmupRatio);
 
+        var precision = TrainingPrecisions.Resolve(options.Precision, probe: null, out var notice);
         manual_seed(options.Seed);
         NativeHeap.PrepareForTraining(model);
-        using var optimizer = CreateOptimizer(model, options.LearningRate, options.WeightDecay);
+        using var mixed = precision == TrainingPrecision.BFloat16 ? new MixedPrecision(model) : null;
+        using var optimizer = mixed is null
+            ? CreateOptimizer(model, options.LearningRate, options.WeightDecay)
+            : CreateOptimizer(mixed.Decay, mixed.NoDecay, options.LearningRate, options.WeightDecay);
         Dictionary<string, Tensor>? best = null;
         var bestEpoch = 0;
         var bestAccuracy = double.NegativeInfinity;
@@ -128,6 +132,7 @@ public static class FineTuner
                 lastEpoch = epoch;
                 using var epochSpan = TransformerTelemetry.ActivitySource.StartActivity("Epoch");
                 epochSpan?.SetTag("epoch", epoch);
+                mixed?.ToBFloat16();
                 model.train();
                 var batching = TransformerTelemetry.Start(TransformerTelemetry.Batching);
                 var batches = LengthGroupedBatches(lengths, options.BatchSize, random);
@@ -156,6 +161,7 @@ public static class FineTuner
                         seen += rows.Length;
                     }
 
+                    mixed?.CollectGradients();
                     TransformerTelemetry.Stop(TransformerTelemetry.Backward, backward);
                     var boundary = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
                     if (!boundary)
@@ -173,7 +179,7 @@ public static class FineTuner
                     if (options.MaxGradNorm > 0)
                     {
                         // Clipping measures the norm anyway; a NaN or infinite one would poison every weight at this step.
-                        var norm = nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                        var norm = nn.utils.clip_grad_norm_(mixed?.Parameters ?? model.parameters(), options.MaxGradNorm);
                         if (!double.IsFinite(norm))
                         {
                             throw new TrainingDivergedException("gradient norm", norm, step + 1, totalSteps, epoch, options.LearningRate);
@@ -182,12 +188,16 @@ public static class FineTuner
 
                     optimizer.step();
                     ZeroGradients(optimizer);
+                    mixed?.Refresh();
                     TransformerTelemetry.Stop(TransformerTelemetry.OptimizerStep, stepping);
                     step++;
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, lossSum / seen, rate,
-                        seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false));
+                        seen / clock.Elapsed.TotalSeconds, IsEpochEnd: false)
+                    { Notice = step == 1 ? notice : null });
                 }
 
+                // Validation, and the snapshot of the best epoch, see the float32 masters.
+                mixed?.ToFloat32();
                 double? accuracy = null, logLoss = null;
                 if (validation is not null && validation.Count > 0)
                 {
@@ -219,6 +229,7 @@ public static class FineTuner
                 }
             }
 
+            mixed?.ToFloat32();
             if (best is not null)
             {
                 using var _ = no_grad();
@@ -233,6 +244,7 @@ public static class FineTuner
         }
         finally
         {
+            mixed?.ToFloat32();
             DisposeAll(best);
             model.eval();
             classifier.WeightsChanged();
@@ -316,7 +328,7 @@ public static class FineTuner
     /// <summary>
     /// The trainable parameters split as AdamW's two groups, by tensor rank as nanoGPT and HuggingFace do: matrices
     /// (weights of linear layers and embeddings, <c>dim() &gt;= 2</c>) decay; vectors (biases, LayerNorm gains) do not,
-    /// nor does anything HuggingFace names as never decayed (a bias or a LayerNorm). <see cref="CreateOptimizer"/> keeps
+    /// nor does anything HuggingFace names as never decayed (a bias or a LayerNorm). <see cref="CreateOptimizer(nn.Module, double, double)"/> keeps
     /// this order, so its state list lines up with these names.
     /// </summary>
     internal static (List<(string Name, Parameter Parameter)> Decay, List<(string Name, Parameter Parameter)> NoDecay) ParameterGroups(nn.Module model)
@@ -346,6 +358,13 @@ public static class FineTuner
     internal static AdamW CreateOptimizer(nn.Module model, double learningRate, double weightDecay)
     {
         var (decay, noDecay) = ParameterGroups(model);
+        return CreateOptimizer(decay, noDecay, learningRate, weightDecay);
+    }
+
+    /// <summary>AdamW over the two groups <see cref="ParameterGroups"/> made (or their float32 masters, <see cref="MixedPrecision"/>).</summary>
+    internal static AdamW CreateOptimizer(List<(string Name, Parameter Parameter)> decay, List<(string Name, Parameter Parameter)> noDecay,
+        double learningRate, double weightDecay)
+    {
         return optim.AdamW(
         [
             new AdamW.ParamGroup(decay.Select(p => p.Parameter).ToList(), learningRate, 0.9, 0.999, 1e-8, weightDecay, false, false),

@@ -52,6 +52,13 @@ public sealed record FineTuningOptions
     /// <summary>Sequences per forward pass at inference.</summary>
     public int InferenceBatchSize { get; init; } = 64;
 
+    /// <summary>
+    /// The number format of the training steps: float32 (default), bfloat16 mixed precision (float32 master weights and
+    /// optimizer state; see <see cref="TrainingPrecision.BFloat16"/>), or <see cref="TrainingPrecision.Auto"/>, bfloat16
+    /// only where this CPU multiplies it faster. Validation and the saved weights are float32 either way.
+    /// </summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+
     /// <summary>Checks every value and says which is wrong.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
     public void Validate()
@@ -74,6 +81,7 @@ public sealed record FineTuningOptions
         Check(MaxLength is null or >= 2, nameof(MaxLength), MaxLength ?? 0, "at least 2, or null for the model's maximum");
         Check(EarlyStoppingPatience is null or >= 1, nameof(EarlyStoppingPatience), EarlyStoppingPatience ?? 0, "at least 1, or null");
         Check(InferenceBatchSize >= 1, nameof(InferenceBatchSize), InferenceBatchSize, "at least 1");
+        Check(Enum.IsDefined(Precision), nameof(Precision), Precision, "Float32, BFloat16 or Auto");
     }
 }
 
@@ -108,4 +116,11 @@ public sealed record TrainingProgress(
     double SequencesPerSecond,
     bool IsEpochEnd,
     double? ValidationAccuracy = null,
-    double? ValidationLogLoss = null);
+    double? ValidationLogLoss = null)
+{
+    /// <summary>
+    /// Something the user should know, given once per process on the first step's report: for example that bfloat16
+    /// training was asked for on a CPU where it is slower than float32. Null otherwise.
+    /// </summary>
+    public string? Notice { get; init; }
+}

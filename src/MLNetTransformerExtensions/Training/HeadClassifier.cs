@@ -275,7 +275,7 @@ public sealed class HeadClassifier : IDisposable, ITrainableClassifier<EncodedTe
     {
         var logits = Logits(Model, rows);
         var loss = TransformerTelemetry.Start(TransformerTelemetry.Forward);
-        var result = TorchSharp.torch.nn.functional.cross_entropy(logits, tensor(labels));
+        var result = TorchSharp.torch.nn.functional.cross_entropy(logits.to(ScalarType.Float32), tensor(labels)); // float32 for the softmax and the loss, also when the model runs in bfloat16 (mixed-precision training)
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, loss);
         return result;
     }

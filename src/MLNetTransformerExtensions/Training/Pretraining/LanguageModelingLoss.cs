@@ -52,7 +52,7 @@ internal static class LanguageModelingLoss
         var positions = chosen.reshape(-1).nonzero().squeeze(1);                               // (N)
         var predicted = hidden.reshape(-1, hidden.shape[^1]).index_select(0, positions);     // (N, H)
         var targets = ids.reshape(-1).index_select(0, positions);                            // (N): the originals
-        var loss = nn.functional.cross_entropy(model.PredictTokens(predicted), targets, reduction: nn.Reduction.Sum);
+        var loss = nn.functional.cross_entropy(model.PredictTokens(predicted).to(ScalarType.Float32), targets, reduction: nn.Reduction.Sum); // float32 for the softmax and the loss, also when the model runs in bfloat16 (mixed-precision training)
         return (loss, positions.shape[0]);
     }
 
@@ -64,7 +64,7 @@ internal static class LanguageModelingLoss
         var positions = batch.Mask.narrow(1, 1, length - 1).reshape(-1).nonzero().squeeze(1);       // (N): real next tokens
         var inputs = hidden.narrow(1, 0, length - 1).reshape(-1, hidden.shape[^1]).index_select(0, positions); // (N, H)
         var targets = batch.Ids.narrow(1, 1, length - 1).reshape(-1).index_select(0, positions);    // (N)
-        var loss = nn.functional.cross_entropy(model.PredictTokens(inputs), targets, reduction: nn.Reduction.Sum);
+        var loss = nn.functional.cross_entropy(model.PredictTokens(inputs).to(ScalarType.Float32), targets, reduction: nn.Reduction.Sum); // float32 for the softmax and the loss, also when the model runs in bfloat16 (mixed-precision training)
         return (loss, positions.shape[0]);
     }
 }

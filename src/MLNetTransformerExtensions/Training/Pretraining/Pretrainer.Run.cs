@@ -27,6 +27,8 @@ public static partial class Pretrainer
 
         private LanguageModel? _model;
         private AdamW? _optimizer;
+        private MixedPrecision? _mixed;
+        private string? _precisionNotice;
         private TransformerTokenizer _tokenizer = null!;
         private JsonObject _config = null!;
         private List<string> _parameterNames = null!;
@@ -67,12 +69,24 @@ public static partial class Pretrainer
             var (decay, noDecay) = FineTuner.ParameterGroups(_model!);
             _parameterNames = [.. decay.Concat(noDecay).Select(p => p.Name)];
             NativeHeap.PrepareForTraining(_model!);
-            _optimizer = FineTuner.CreateOptimizer(_model!, _learningRate, _options.WeightDecay);
+            if (TrainingPrecisions.Resolve(_options.Precision, probe: null, out _precisionNotice) == TrainingPrecision.BFloat16)
+            {
+                // The optimizer steps float32 masters in the same order as the model's parameters, so checkpoints
+                // hold the same float32 weights and AdamW state whichever precision wrote them.
+                _mixed = new MixedPrecision(_model!);
+                _optimizer = FineTuner.CreateOptimizer(_mixed.Decay, _mixed.NoDecay, _learningRate, _options.WeightDecay);
+            }
+            else
+            {
+                _optimizer = FineTuner.CreateOptimizer(_model!, _learningRate, _options.WeightDecay);
+            }
+
             if (_resumed is not null)
             {
                 // A run killed while checkpointing leaves its partial folder (a whole model's size); nothing reads it.
                 PretrainingCheckpoint.RemovePartial(_output);
                 PretrainingCheckpoint.Restore(PretrainingCheckpoint.Find(_output)!, _model!, _optimizer, _parameterNames);
+                _mixed?.ReadFromModel();
             }
 
             return TrainAndExport();
@@ -161,7 +175,14 @@ public static partial class Pretrainer
             }
 
             var loop = new TrainingLoop(this, validation, totalSteps);
-            loop.Train(corpus);
+            try
+            {
+                loop.Train(corpus);
+            }
+            finally
+            {
+                _mixed?.ToFloat32();
+            }
 
             var model = _model!;
             var epochsBegun = loop.EpochsBegun;
@@ -198,6 +219,7 @@ public static partial class Pretrainer
         {
             var model = _model!;
             var optimizer = _optimizer!;
+            _mixed?.ToBFloat16();
             using var scope = NewDisposeScope();
             manual_seed(RandomSeeds.Mix(_options.Seed, step));
             var batch = PackedBatch.Collate(rows, _tokenizer.PadTokenId);
@@ -210,6 +232,7 @@ public static partial class Pretrainer
             }
 
             loss.backward();
+            _mixed?.CollectGradients();
             foreach (var group in optimizer.ParamGroups)
             {
                 group.LearningRate = learningRate;
@@ -219,7 +242,7 @@ public static partial class Pretrainer
             // last step's in the weights checked before the export.
             if (_options.MaxGradNorm > 0)
             {
-                var norm = nn.utils.clip_grad_norm_(model.parameters(), _options.MaxGradNorm);
+                var norm = nn.utils.clip_grad_norm_(_mixed?.Parameters ?? model.parameters(), _options.MaxGradNorm);
                 if (!double.IsFinite(norm))
                 {
                     throw new TrainingDivergedException("gradient norm", norm, step + 1, totalSteps, epoch, _learningRate);
@@ -228,6 +251,7 @@ public static partial class Pretrainer
 
             optimizer.step();
             optimizer.zero_grad();
+            _mixed?.Refresh();
             return (lossValue, batch.RealTokens);
         }
 
@@ -240,6 +264,7 @@ public static partial class Pretrainer
         private double ValidationLoss(List<int[]> sequences)
         {
             var model = _model!;
+            _mixed?.ToFloat32(); // validation measures the float32 masters, so fp32 and bf16 runs' curves compare
             model.eval();
             try
             {
@@ -474,6 +499,7 @@ public static partial class Pretrainer
         public void Dispose()
         {
             _optimizer?.Dispose();
+            _mixed?.Dispose();
             if (!_handedOver)
             {
                 _model?.Dispose();

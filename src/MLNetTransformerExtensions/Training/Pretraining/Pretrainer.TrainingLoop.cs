@@ -91,7 +91,8 @@ public static partial class Pretrainer
                             _recent.Dequeue();
                         }
 
-                        Report(PretrainingStage.Training);
+                        Report(PretrainingStage.Training, notice: run._precisionNotice);
+                        run._precisionNotice = null;
                         var epochEnded = pending is null;
                         _position = epochEnded ? (_position.Epoch + 1, 0) : (_position.Epoch, _position.InEpoch + rows.Count);
                         if (Step == totalSteps)
@@ -152,10 +153,11 @@ public static partial class Pretrainer
                 LoadReport = run._loadReport?.ToString() ?? run._resumed?.LoadReport,
             };
 
-            private void Report(PretrainingStage stage, double? validationLoss = null) => run._progress?.Report(new PretrainingProgress(
+            private void Report(PretrainingStage stage, double? validationLoss = null, string? notice = null) => run._progress?.Report(new PretrainingProgress(
                 stage, Step, totalSteps, _position.Epoch + 1, AverageRecentLoss, Rate,
                 _clock.Elapsed.TotalSeconds > 0 ? _sessionTokens / _clock.Elapsed.TotalSeconds : 0,
-                ValidationLoss: validationLoss, ValidationPerplexity: validationLoss is double v ? Math.Exp(v) : null));
+                ValidationLoss: validationLoss, ValidationPerplexity: validationLoss is double v ? Math.Exp(v) : null)
+            { Notice = notice });
 
             private void Validate()
             {
@@ -172,6 +174,7 @@ public static partial class Pretrainer
             private void Checkpoint()
             {
                 // Without clipping no gradient norm is checked, and the last step's update by no later loss.
+                run._mixed?.ToFloat32(); // checkpoints hold float32 weights, whatever the training precision
                 FineTuner.CheckWeightsFinite(run._model!, Step, totalSteps, Math.Max(1, EpochsBegun), run._learningRate);
                 PretrainingCheckpoint.Write(run._output, run._model!, run._tokenizer, run._config, run._optimizer!, run._parameterNames, State());
                 _lastCheckpoint = Step;

@@ -195,6 +195,13 @@ public sealed record PretrainingOptions
     public double MaxGradNorm { get; init; } = 1.0;
 
     /// <summary>
+    /// The number format of the training steps: float32 (default), bfloat16 mixed precision (float32 master weights and
+    /// AdamW state; see <see cref="TrainingPrecision.BFloat16"/>) or <see cref="TrainingPrecision.Auto"/>. Validation,
+    /// checkpoints and the exported model are float32 either way, so a run may resume in another precision.
+    /// </summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+
+    /// <summary>
     /// Tokens per packed sequence, special tokens included; null for the preset's positions from scratch, and 128
     /// (capped by the model) when continuing.
     /// </summary>
@@ -282,6 +289,7 @@ public sealed record PretrainingOptions
         Check(HoldOutEvery >= 2, nameof(HoldOutEvery), HoldOutEvery, "at least 2");
         Check(MaxValidationSequences >= 0, nameof(MaxValidationSequences), MaxValidationSequences, "0 (no validation) or more");
         Check(ShuffleBuffer >= 1, nameof(ShuffleBuffer), ShuffleBuffer, "at least 1");
+        Check(Enum.IsDefined(Precision), nameof(Precision), Precision, "Float32, BFloat16 or Auto");
     }
 }
 
@@ -333,4 +341,8 @@ public sealed record PretrainingProgress(
     long Completed = 0,
     long Total = 0,
     double? ValidationLoss = null,
-    double? ValidationPerplexity = null);
+    double? ValidationPerplexity = null)
+{
+    /// <summary>Something the user should know, given once (for example that bfloat16 was asked for on a CPU where it is slower); null otherwise.</summary>
+    public string? Notice { get; init; }
+}

@@ -151,7 +151,7 @@ internal sealed class ContinuationScorer : LabelWordScorer
         }
 
         var logits = model.PredictTokens(states[tensor(rowIndex.ToArray()), tensor(columns.ToArray())]); // (N, V)
-        var result = nn.functional.cross_entropy(logits, tensor(targets.ToArray()));
+        var result = nn.functional.cross_entropy(logits.to(ScalarType.Float32), tensor(targets.ToArray())); // float32 for the softmax and the loss, also when the model runs in bfloat16 (mixed-precision training)
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, lmHead);
         return result;
     }

@@ -46,7 +46,7 @@ internal sealed class MaskScorer(int[][] labelTokens) : LabelWordScorer(labelTok
         var atMask = hidden[tensor(Enumerable.Range(0, rows.Count).Select(r => (long)r).ToArray()),
             tensor(rows.Select((r, i) => (long)(offsets[i] + r.Position)).ToArray())];                   // (B, H)
         var wordLogits = model.PredictTokens(atMask).index_select(1, tensor(LabelTokens.Select(t => (long)t[0]).ToArray())); // (B, K)
-        var loss = nn.functional.cross_entropy(wordLogits, tensor(labels));
+        var loss = nn.functional.cross_entropy(wordLogits.to(ScalarType.Float32), tensor(labels)); // float32 for the softmax and the loss, also when the model runs in bfloat16 (mixed-precision training)
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, head);
         return loss;
     }

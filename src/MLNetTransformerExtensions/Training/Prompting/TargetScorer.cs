@@ -78,7 +78,8 @@ internal sealed class TargetScorer : LabelWordScorer
         var targets = Labels([.. labels.Select(y => LabelTokens[y])], padTokenId);                          // (B, U)
         var decoderInputs = generator.ShiftRight(targets.masked_fill(targets.eq(IgnoredLabel), padTokenId));
         var logits = generator.PredictTokens(generator.DecoderHiddenStates(decoderInputs, encoder, mask)); // (B, U, V)
-        var loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()); // its default ignore_index is -100, as HuggingFace pads labels
+        // Its default ignore_index is -100, as HuggingFace pads labels; float32 also when the model runs in bfloat16.
+        var loss = nn.functional.cross_entropy(logits.flatten(0, 1).to(ScalarType.Float32), targets.flatten());
         TransformerTelemetry.Stop(TransformerTelemetry.Forward, forward);
         return loss;
     }
