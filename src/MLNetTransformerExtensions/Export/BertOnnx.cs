@@ -19,7 +19,7 @@ internal static class BertOnnx
         var body = roberta ? "roberta" : "bert";
         var floatMask = g.FloatMask(attentionMask);
         var hidden = Embeddings(g, config, body + ".embeddings", inputIds, attentionMask, tokenTypeIds);
-        var mask = g.EncoderMask(floatMask);
+        var mask = g.EncoderMask(attentionMask, floatMask);
         for (var i = 0; i < config.NumLayers; i++)
         {
             hidden = Layer(g, config, $"{body}.encoder.layer.{i}", hidden, mask);
@@ -75,7 +75,7 @@ internal static class BertOnnx
     }
 
     /// <summary>One post-LN encoder layer, as BertLayer: attention with its residual, then the feed-forward with its own.</summary>
-    private static string Layer(OnnxLayers g, TransformerConfig config, string prefix, string hidden, string mask)
+    private static string Layer(OnnxLayers g, TransformerConfig config, string prefix, string hidden, AttentionMask mask)
     {
         var self = prefix + ".attention.self";
         var qkv = PackedProjection(g, hidden, self, [self + ".query", self + ".key", self + ".value"]);

@@ -22,7 +22,7 @@ internal static class DistilBertOnnx
         var positions = w.Node("Gather", embeddings + ".position_embeddings", [w.Weight(embeddings + ".position_embeddings.weight", g[embeddings + ".position_embeddings.weight"]), g.RealTokenPositions(attentionMask)]);
         var hidden = g.LayerNorm(w.Node("Add", embeddings + ".sum", [words, positions]), embeddings + ".LayerNorm", config.LayerNormEps);
 
-        var mask = g.EncoderMask(floatMask);
+        var mask = g.EncoderMask(attentionMask, floatMask);
         for (var i = 0; i < config.NumLayers; i++)
         {
             hidden = Block(g, config, $"distilbert.transformer.layer.{i}", hidden, mask);
@@ -35,7 +35,7 @@ internal static class DistilBertOnnx
     }
 
     /// <summary>One post-LN layer, as DistilBERT's TransformerBlock.</summary>
-    private static string Block(OnnxLayers g, TransformerConfig config, string prefix, string hidden, string mask)
+    private static string Block(OnnxLayers g, TransformerConfig config, string prefix, string hidden, AttentionMask mask)
     {
         var attention = prefix + ".attention";
         var qkv = BertOnnx.PackedProjection(g, hidden, attention, [attention + ".q_lin", attention + ".k_lin", attention + ".v_lin"]);

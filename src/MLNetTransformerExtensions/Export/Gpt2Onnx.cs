@@ -36,7 +36,7 @@ internal static class Gpt2Onnx
     }
 
     /// <summary>One pre-LN block, as GPT2Block: x + attn(ln_1(x)), then + mlp(ln_2(·)).</summary>
-    private static string Block(OnnxLayers g, TransformerConfig config, int index, string hidden, string mask)
+    private static string Block(OnnxLayers g, TransformerConfig config, int index, string hidden, AttentionMask mask)
     {
         var prefix = $"transformer.h.{index}";
         var w = g.Writer;

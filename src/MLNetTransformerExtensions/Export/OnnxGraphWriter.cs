@@ -18,12 +18,16 @@ internal sealed class OnnxGraphWriter
     /// </summary>
     public const int Opset = 17;
 
+    /// <summary>The domain of ONNX Runtime's contrib operators.</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
     /// <summary>IR version 8 goes with opset 17.</summary>
     private const long IrVersion = 8;
 
     private readonly GraphProto _graph = new();
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _constants = new(StringComparer.Ordinal);
+    private bool _usesMicrosoftDomain;
 
     /// <summary>Creates an empty graph.</summary>
     /// <param name="name">The graph's name.</param>
@@ -101,9 +105,22 @@ internal sealed class OnnxGraphWriter
         Nodes(opType, [output], inputs, attributes)[0];
 
     /// <summary>Adds a node with several outputs and returns their names.</summary>
-    public string[] Nodes(string opType, string[] outputs, string[] inputs, params AttributeProto[] attributes)
+    public string[] Nodes(string opType, string[] outputs, string[] inputs, params AttributeProto[] attributes) =>
+        AddNode(string.Empty, opType, outputs, inputs, attributes);
+
+    /// <summary>
+    /// Adds a node of ONNX Runtime's <c>com.microsoft</c> domain (its contrib operators: fused kernels other runtimes do
+    /// not have) with one output, and returns that output's name. An empty input name skips an optional input.
+    /// </summary>
+    public string MicrosoftNode(string opType, string output, string[] inputs, params AttributeProto[] attributes)
     {
-        var node = new NodeProto { OpType = opType };
+        _usesMicrosoftDomain = true;
+        return AddNode(MicrosoftDomain, opType, [output], inputs, attributes)[0];
+    }
+
+    private string[] AddNode(string domain, string opType, string[] outputs, string[] inputs, AttributeProto[] attributes)
+    {
+        var node = new NodeProto { OpType = opType, Domain = domain };
         node.Input.AddRange(inputs);
         var names = outputs.Select(Unique).ToArray();
         node.Output.AddRange(names);
@@ -143,6 +160,10 @@ internal sealed class OnnxGraphWriter
             Graph = _graph,
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        if (_usesMicrosoftDomain)
+        {
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = MicrosoftDomain, Version = 1 });
+        }
         foreach (var (key, value) in metadata)
         {
             model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });

@@ -11,13 +11,15 @@ namespace MLNetTransformerExtensions.Export;
 /// multi-head attention, the additive masks, positions, and picking one token per row.
 /// </summary>
 /// <remarks>
-/// Every operator is from the standard domain at <see cref="OnnxGraphWriter.Opset"/>, so any ONNX runtime can run the
-/// graph; ONNX Runtime's own optimizer fuses what it recognises (LayerNorm, GELU, the int8 MatMul chain) when it loads it.
+/// The float32 graph uses only the standard domain at <see cref="OnnxGraphWriter.Opset"/>, so any ONNX runtime can run
+/// it; ONNX Runtime's optimizer fuses what it recognises (residual Add + LayerNorm) when it loads it. The int8 graph
+/// has no standard fast form (int8 MatMul in the standard domain is a chain of four operators per layer), so it is
+/// written for ONNX Runtime: its documented CPU contrib operators DynamicQuantizeMatMul, Gelu/FastGelu and, in
+/// encoders, MultiHeadAttention.
 /// </remarks>
 internal sealed class OnnxLayers
 {
     private readonly Dictionary<string, Tensor> _weights;
-    private readonly Dictionary<string, string[]> _quantizedInputs = new(StringComparer.Ordinal);
 
     /// <summary>Creates the builder over a model's state dict.</summary>
     /// <param name="writer">The graph being written.</param>
@@ -49,37 +51,24 @@ internal sealed class OnnxLayers
     /// <remarks>
     /// With <see cref="Quantize"/>, W becomes int8 with one scale per output column (symmetric, max |w| → 127: per
     /// channel, because columns of one matrix differ in range by an order of magnitude and one scale would spend most
-    /// codes on the widest), and x is quantized per tensor at run time by DynamicQuantizeLinear (uint8 with a zero
-    /// point), shared by every layer that reads the same x. MatMulInteger accumulates in int32; one multiply by
-    /// x's scale times the column scales turns that back into float. ONNX Runtime fuses this chain into its
-    /// DynamicQuantizeMatMul kernel.
+    /// codes on the widest), written as ONNX Runtime's DynamicQuantizeMatMul: it quantizes x per tensor at run time
+    /// (uint8 with a zero point), accumulates in int32, scales back to float and adds the bias in one kernel. Written
+    /// as the standard DynamicQuantizeLinear → MatMulInteger → Cast → Mul chain, ONNX Runtime fused the MatMul but left
+    /// the bias Add, one more pass over every activation.
     /// </remarks>
     public string Linear(string x, string name, Tensor weight, Tensor? bias)
     {
-        string y;
         if (Quantize)
         {
             var (inputs, outputs) = (weight.shape[0], weight.shape[1]);
             var (codes, scales) = QuantizePerColumn(weight);
             var quantizedWeight = Writer.Int8s(name + ".weight_int8", codes, [inputs, outputs]);
             var columnScales = Writer.Floats(name + ".weight_scale", scales, [outputs]);
-            if (!_quantizedInputs.TryGetValue(x, out var quantized))
-            {
-                quantized = Writer.Nodes("DynamicQuantizeLinear", [x + "_quantized", x + "_scale", x + "_zero_point"], [x]);
-                _quantizedInputs[x] = quantized;
-            }
-
-            var accumulated = Writer.Node("MatMulInteger", name + "_int32", [quantized[0], quantizedWeight, quantized[2]]);
-            var asFloat = Writer.Node("Cast", name + "_float", [accumulated], Int("to", (long)TensorProto.Types.DataType.Float));
-            var scale = Writer.Node("Mul", name + "_scale", [quantized[1], columnScales]);
-            y = Writer.Node("Mul", name + "_matmul", [asFloat, scale]);
             QuantizedLayers++;
-        }
-        else
-        {
-            y = Writer.Node("MatMul", name + "_matmul", [x, Writer.Weight(name + ".weight", weight)]);
+            return Writer.MicrosoftNode("DynamicQuantizeMatMul", name, [x, quantizedWeight, columnScales, string.Empty, bias is null ? string.Empty : Writer.Weight(name + ".bias", bias)]);
         }
 
+        var y = Writer.Node("MatMul", name + "_matmul", [x, Writer.Weight(name + ".weight", weight)]);
         return bias is null ? y : Writer.Node("Add", name, [y, Writer.Weight(name + ".bias", bias)]);
     }
 
@@ -96,8 +85,18 @@ internal sealed class OnnxLayers
             Int("axis", -1), FloatAttribute("epsilon", (float)epsilon));
 
     /// <summary>The config's activation: exact GELU through Erf, the tanh approximation, ReLU or SiLU.</summary>
+    /// <remarks>
+    /// The int8 graph, already ONNX Runtime's, takes its one-kernel Gelu and FastGelu (the tanh form): written from
+    /// Erf, Mul and Add, the activation was five passes over the widest activations of the layer, and ONNX Runtime's
+    /// optimizer did not fuse them back.
+    /// </remarks>
     public string Activate(string x, string name, Activation activation)
     {
+        if (Quantize && activation is Activation.Gelu or Activation.GeluTanh)
+        {
+            return Writer.MicrosoftNode(activation == Activation.Gelu ? "Gelu" : "FastGelu", name, [x]);
+        }
+
         switch (activation)
         {
             case Activation.Gelu:
@@ -127,19 +126,30 @@ internal sealed class OnnxLayers
 
     /// <summary>
     /// Multi-head attention from packed projections <paramref name="qkv"/> (B, T, 3H): scores scaled by
-    /// <paramref name="scale"/>, plus the additive <paramref name="mask"/>, softmax, weighted values; returns (B, T, H).
+    /// <paramref name="scale"/>, masked by <paramref name="mask"/>, softmax, weighted values; returns (B, T, H).
     /// </summary>
-    public string Attention(string qkv, string name, int hidden, int heads, string mask, double scale)
+    /// <remarks>
+    /// With a key padding mask (the int8 graph of an encoder) the heads are ONNX Runtime's MultiHeadAttention, one
+    /// kernel for what the standard graph spells as Split's outputs reshaped, transposed, multiplied, masked and
+    /// soft-maxed: those element-wise passes took more of the int8 graph's time than its MatMuls. It blocks padded keys
+    /// with a large finite negative instead of the most negative float, which gives them the same zero weight.
+    /// </remarks>
+    public string Attention(string qkv, string name, int hidden, int heads, AttentionMask mask, double scale)
     {
         var headDim = hidden / heads;
         var parts = Writer.Nodes("Split", [name + ".query", name + ".key", name + ".value"], [qkv, Writer.Int64s([hidden, hidden, hidden])], Int("axis", 2));
+        if (mask.IsKeyPadding)
+        {
+            return Writer.MicrosoftNode("MultiHeadAttention", name + ".context", [parts[0], parts[1], parts[2], string.Empty, mask.Name], Int("num_heads", heads), FloatAttribute("scale", (float)scale));
+        }
+
         var headShape = Writer.Int64s([0, 0, heads, headDim]);
         // (B, T, H) -> (B, T, nh, hs)
         string Heads(string x, string suffix) => Writer.Node("Reshape", x + suffix, [x, headShape]);
         var query = Writer.Node("Transpose", name + ".query_heads", [Heads(Writer.Node("Mul", name + ".query_scaled", [parts[0], Writer.Float((float)scale)]), "_split")], Ints("perm", 0, 2, 1, 3)); // (B, nh, T, hs)
         var key = Writer.Node("Transpose", name + ".key_heads", [Heads(parts[1], "_split")], Ints("perm", 0, 2, 3, 1));       // (B, nh, hs, T)
         var value = Writer.Node("Transpose", name + ".value_heads", [Heads(parts[2], "_split")], Ints("perm", 0, 2, 1, 3));   // (B, nh, T, hs)
-        var scores = Writer.Node("Add", name + ".scores", [Writer.Node("MatMul", name + ".dot", [query, key]), mask]);    // (B, nh, T, T)
+        var scores = Writer.Node("Add", name + ".scores", [Writer.Node("MatMul", name + ".dot", [query, key]), mask.Name]);    // (B, nh, T, T)
         var probabilities = Writer.Node("Softmax", name + ".probabilities", [scores], Int("axis", -1));
         var context = Writer.Node("MatMul", name + ".context_heads", [probabilities, value]);                                    // (B, nh, T, hs)
         // (B, nh, T, hs) -> (B, T, nh, hs) -> (B, T, H)
@@ -152,21 +162,27 @@ internal sealed class OnnxLayers
         Writer.Node("Cast", "attention_mask_float", [attentionMask], Int("to", (long)TensorProto.Types.DataType.Float));
 
     /// <summary>
-    /// The additive mask for bidirectional attention, (B, 1, 1, T): 0 for real keys, the most negative float for padding
-    /// (the value TorchSharp's mask uses, so padded batches match it).
+    /// The mask for bidirectional attention: additive, (B, 1, 1, T), 0 for real keys and the most negative float for
+    /// padding (the value TorchSharp's mask uses, so padded batches match it); in the int8 graph, the (B, T) int32 key
+    /// padding mask ONNX Runtime's MultiHeadAttention reads.
     /// </summary>
-    public string EncoderMask(string floatMask)
+    public AttentionMask EncoderMask(string attentionMask, string floatMask)
     {
+        if (Quantize)
+        {
+            return new(Writer.Node("Cast", "key_padding_mask", [attentionMask], Int("to", (long)TensorProto.Types.DataType.Int32)), IsKeyPadding: true);
+        }
+
         var padding = Writer.Node("Sub", "padding", [Writer.Float(1f), floatMask]);
         var additive = Writer.Node("Mul", "padding_additive", [padding, Writer.Float(float.MinValue)]);
-        return Writer.Node("Unsqueeze", "encoder_attention_mask", [additive, Writer.Int64s([1, 2])]); // (B, 1, 1, T)
+        return new(Writer.Node("Unsqueeze", "encoder_attention_mask", [additive, Writer.Int64s([1, 2])]), IsKeyPadding: false); // (B, 1, 1, T)
     }
 
     /// <summary>
     /// The additive mask for causal attention over a padded batch, (B, 1, T, T): a key is blocked when it comes after
     /// the query or is padding. A padded query's row blocks everything, and stays finite, as in TorchSharp.
     /// </summary>
-    public string DecoderMask(string attentionMask, string positions)
+    public AttentionMask DecoderMask(string attentionMask, string positions)
     {
         // positions: 0..T-1 (T). future[q, k] = k > q.
         var keys = Writer.Node("Unsqueeze", "causal_keys", [positions, Writer.Int64s([0])]);      // (1, T)
@@ -175,7 +191,7 @@ internal sealed class OnnxLayers
         var padding = Writer.Node("Equal", "padding_keys", [attentionMask, Writer.Int64s([0], scalar: true)]);
         var paddingKeys = Writer.Node("Unsqueeze", "padding_keys_4d", [padding, Writer.Int64s([1, 2])]); // (B, 1, 1, T)
         var blocked = Writer.Node("Or", "attention_blocked", [future, paddingKeys]);                      // (B, 1, T, T)
-        return Writer.Node("Where", "decoder_attention_mask", [blocked, Writer.Float(float.MinValue), Writer.Float(0f)]);
+        return new(Writer.Node("Where", "decoder_attention_mask", [blocked, Writer.Float(float.MinValue), Writer.Float(0f)]), IsKeyPadding: false);
     }
 
     /// <summary>0, 1, …, T-1 for the sequence axis of <paramref name="inputIds"/>.</summary>
@@ -224,3 +240,8 @@ internal sealed class OnnxLayers
         return (codes.data<sbyte>().ToArray(), scales.contiguous().data<float>().ToArray());
     }
 }
+
+/// <summary>What attention is masked with: an additive float mask, or a (B, T) int32 key padding mask (1 for real keys).</summary>
+/// <param name="Name">The mask's value name.</param>
+/// <param name="IsKeyPadding">Whether it is the key padding mask of ONNX Runtime's MultiHeadAttention.</param>
+internal readonly record struct AttentionMask(string Name, bool IsKeyPadding);

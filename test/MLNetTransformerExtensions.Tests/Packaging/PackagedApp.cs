@@ -4,8 +4,9 @@ namespace MLNetTransformerExtensions.Tests.Packaging;
 
 /// <summary>
 /// A throwaway console application that references the library as a packed NuGet package, as a user's would, built
-/// with warnings as errors. The library and its model package are packed once per test run into a local feed, with a
-/// prerelease version of their own so the NuGet cache never serves an older pack; other packages restore as usual.
+/// with warnings as errors. The library, its model package and the ONNX scoring package are packed once per test run
+/// into a local feed, with a prerelease version of their own so the NuGet cache never serves an older pack; other
+/// packages restore as usual.
 /// </summary>
 public sealed class PackagedApp : IDisposable
 {
@@ -21,13 +22,14 @@ public sealed class PackagedApp : IDisposable
     public static string Version => Packed.Value.Version;
 
     /// <summary>The packages the library's pack writes into the feed, library first.</summary>
-    public static IReadOnlyList<string> PackageIds { get; } = ["MLNetTransformerExtensions", "MLNetTransformerExtensions.MiniLM"];
+    public static IReadOnlyList<string> PackageIds { get; } = ["MLNetTransformerExtensions", "MLNetTransformerExtensions.MiniLM", "MLNetTransformerExtensions.Onnx"];
 
     /// <summary>Writes and builds an app with the given Program.cs that references the packed library.</summary>
     /// <param name="program">The app's Program.cs.</param>
     /// <param name="mlNetVersion">A Microsoft.ML version the app references itself, as an app that already uses ML.NET does; null for none.</param>
     /// <param name="files">Further files to write into the app's folder (name → content).</param>
-    public static PackagedApp Build(string program, string? mlNetVersion = null, IReadOnlyDictionary<string, string>? files = null)
+    /// <param name="package">Which of our packages the app references (it brings the library with it).</param>
+    public static PackagedApp Build(string program, string? mlNetVersion = null, IReadOnlyDictionary<string, string>? files = null, string package = "MLNetTransformerExtensions")
     {
         var folder = TestPaths.NewTempDirectory();
         var app = new PackagedApp(folder);
@@ -49,7 +51,7 @@ public sealed class PackagedApp : IDisposable
                 <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
               </PropertyGroup>
               <ItemGroup>
-                <PackageReference Include="MLNetTransformerExtensions" Version="{Version}" />
+                <PackageReference Include="{package}" Version="{Version}" />
                 {(mlNetVersion is null ? string.Empty : $"<PackageReference Include=\"Microsoft.ML\" Version=\"{mlNetVersion}\" />")}
               </ItemGroup>
             </Project>
