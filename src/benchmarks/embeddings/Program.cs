@@ -1,6 +1,7 @@
 // Sentence-embedding benchmarks (issue 18). A program, not a test: numbers depend on the machine and its load.
 //   throughput DATASETS [ROWS]                       embeddings/s: ours fp32 and bf16 vs ONNX Runtime, same run
-//   fewshot DATASETS SHOTS DRAWS [EVAL_ROWS] [NAMES]  accuracy of few-shot methods over seeded draws
+//   fewshot DATASETS SHOTS DRAWS [EVAL_ROWS] [NAMES] [METHODS]  accuracy of few-shot methods over seeded draws
+//                                                    (METHODS: comma-separated words; a method runs when its name contains one)
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
@@ -18,7 +19,8 @@ return mode switch
 {
     "throughput" => Throughput.Run(datasets, int.Parse(args.ElementAtOrDefault(2) ?? "2000", CultureInfo.InvariantCulture)),
     "fewshot" => FewShot.Run(datasets, int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture),
-        int.Parse(args.ElementAtOrDefault(4) ?? "400", CultureInfo.InvariantCulture), (args.ElementAtOrDefault(5) ?? "sst2,trec,ag_news").Split(',')),
+        int.Parse(args.ElementAtOrDefault(4) ?? "400", CultureInfo.InvariantCulture), (args.ElementAtOrDefault(5) ?? "sst2,trec,ag_news").Split(','),
+        args.ElementAtOrDefault(6)?.Split(',') ?? []),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 };
 
@@ -181,18 +183,24 @@ internal static class FewShot
         public string Label { get; set; } = string.Empty;
     }
 
-    public static int Run(string datasets, int shots, int draws, int evalRows, string[] names)
+    public static int Run(string datasets, int shots, int draws, int evalRows, string[] names, string[] only)
     {
-        var methods = new (string Name, Func<MLContext, IEstimator<ITransformer>> Trainer)[]
+        var methods = new (string Name, Func<MLContext, string, IEstimator<ITransformer>> Trainer)[]
         {
-            ("SetFit (MiniLM, 20 iterations, 1 epoch)", ml => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions())),
-            ("linear probe (MiniLM embeddings + L-BFGS)", ml => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions { NumberOfEpochs = 0 })),
-            ("encoder head fine-tuned (MiniLM, 10 epochs, 1e-4)", ml => ml.MulticlassClassification.Trainers.EncoderClassifier(new EncoderClassifierOptions
+            ("SetFit (MiniLM, 20 iterations, 1 epoch)", (ml, _) => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions())),
+            ("linear probe (MiniLM embeddings + L-BFGS)", (ml, _) => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions { NumberOfEpochs = 0 })),
+            ("encoder head fine-tuned (MiniLM, 10 epochs, 1e-4)", (ml, _) => ml.MulticlassClassification.Trainers.EncoderClassifier(new EncoderClassifierOptions
             {
                 ModelPath = BuiltinModels.DefaultName, NumberOfEpochs = 10, LearningRate = 1e-4, BatchSize = 16,
             })),
-            ("FeaturizeText + SDCA", ml => ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy())),
+            ("FeaturizeText + SDCA", (ml, _) => ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy())),
+            ("built-in decoder prompted, zero-shot", (ml, name) => Prompted(ml, name, shots: 0)),
+            ("built-in decoder prompted, 1 demonstration/class", (ml, name) => Prompted(ml, name, shots: 1)),
         };
+        if (only.Length > 0)
+        {
+            methods = [.. methods.Where(m => only.Any(word => m.Name.Contains(word, StringComparison.OrdinalIgnoreCase)))];
+        }
 
         var table = new List<string>();
         foreach (var name in names)
@@ -214,7 +222,7 @@ internal static class FewShot
                 {
                     var ml = new MLContext(seed: draw);
                     var clock = Stopwatch.StartNew();
-                    var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer(ml));
+                    var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer(ml, name));
                     var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train.Select(r => new Row { Text = r.Text, Label = r.Label })));
                     var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(evaluation.Select(r => new Row { Text = r.Text, Label = r.Label }))));
                     (model as IDisposable)?.Dispose();
@@ -237,6 +245,30 @@ internal static class FewShot
         table.ForEach(Console.WriteLine);
         return 0;
     }
+
+    // The built-in decoder (GPT-2 trained on Gutenberg books) scoring one label word per class after a prompt, weights
+    // untouched: what prompting gives with no training. The words are the classes' plain names, with GPT-2's leading space.
+    private static IEstimator<ITransformer> Prompted(MLContext ml, string dataset, int shots) =>
+        ml.MulticlassClassification.Trainers.DecoderClassifier(new DecoderClassifierOptions
+        {
+            ModelPath = BuiltinModels.DecoderName,
+            Strategy = ClassificationStrategy.Prompt,
+            NumberOfEpochs = 0,
+            Shots = shots,
+            Calibrate = true,
+            PromptTemplate = dataset switch
+            {
+                "sst2" => "Review: {text}\nSentiment:",
+                "trec" => "Question: {text}\nThe answer is a",
+                _ => "{text}\nTopic:",
+            },
+            LabelWords = dataset switch
+            {
+                "sst2" => "negative= negative,positive= positive",
+                "trec" => "abbreviation= abbreviation,description= description,entity= thing,human= person,location= place,numeric= number",
+                _ => "Business= business,Sci/Tech= science,Sports= sports,World= world",
+            },
+        });
 
     private static (List<(string Label, string Text)> Pool, List<(string Label, string Text)> Test, string Note) Splits(string datasets, string name) => name switch
     {
