@@ -165,20 +165,30 @@ internal static class TrainingReportHtml
     internal static void Tokens(StringBuilder html, TokenAttribution why)
     {
         var scale = why.Attributions.Select(Math.Abs).DefaultIfEmpty(0).Max();
+        // Byte-level BPE and SentencePiece mark the pieces that start a word (Ġ, ▁), so an unmarked piece continues
+        // the word before it; WordPiece marks the continuations (##) instead.
+        var marksWordStarts = why.Tokens.Any(t => t.Length > 1 && t[0] is 'Ġ' or '▁');
+        var previousSpecial = true;
         for (var i = 0; i < why.Tokens.Count; i++)
         {
             var token = why.Tokens[i];
             var special = token.Length > 2 && ((token[0] == '[' && token[^1] == ']') || (token[0] == '<' && token[^1] == '>'));
+            var space = i > 0 ? " " : string.Empty;
             string shown;
             if (token.StartsWith("##", StringComparison.Ordinal))
             {
                 shown = token[2..];
             }
+            else if (token[0] is 'Ġ' or '▁')
+            {
+                shown = space + token[1..];
+            }
             else
             {
-                var space = i > 0 ? " " : string.Empty;
-                shown = token[0] is 'Ġ' or '▁' ? space + token[1..] : token[0] == 'Ċ' ? " ↵" : space + token;
+                shown = token[0] == 'Ċ' ? " ↵" : special || previousSpecial || !marksWordStarts ? space + token : token;
             }
+
+            previousSpecial = special;
 
             var a = why.Attributions[i];
             var alpha = scale == 0 ? 0 : Math.Abs(a) / scale * 0.85;

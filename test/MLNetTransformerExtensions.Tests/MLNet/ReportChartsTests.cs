@@ -73,4 +73,14 @@ public sealed class ReportChartsTests
         StringAssert.Contains(spans[3].Attribute("style")!.Value, "rgba(37,99,235,", "a token that pushed away is blue");
         StringAssert.Contains(spans[0].Attribute("style")!.Value, "color:#9aa5b1", "special tokens are grey without the report's stylesheet");
     }
+
+    [TestMethod]
+    public void ByteLevelPiecesJoinTheWordTheyContinue()
+    {
+        // GPT-2 marks word starts (Ġ): "review" split as "Ġr" + "eview" reads as one word, not " r eview".
+        var why = new TokenAttribution(["The", "Ġr", "eview", "Ġwas", "Ġgreat", "<|endoftext|>", "Bad"], [0.1, 0.2, 0.3, 0, 0.5, 0, 0.1], "positive", "positive",
+            AttributionMethod.GradientTimesInput, 1, 2.0, 0.0, null);
+        var spans = XElement.Parse(ReportCharts.Attributions(why)).Elements("span").Select(s => s.Value).ToList();
+        CollectionAssert.AreEqual(new[] { "The", " r", "eview", " was", " great", " <|endoftext|>", " Bad" }, spans);
+    }
 }
