@@ -69,19 +69,6 @@ public sealed class MixedPrecisionTests
         return (loss, gradients);
     }
 
-    private static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, aa = 0, bb = 0;
-        for (var i = 0; i < a.Length; i++)
-        {
-            dot += (double)a[i] * b[i];
-            aa += (double)a[i] * a[i];
-            bb += (double)b[i] * b[i];
-        }
-
-        return aa == 0 && bb == 0 ? 1 : dot / Math.Sqrt(aa * bb);
-    }
-
     [TestMethod]
     [DataRow("bert", ClassifierKind.Encoder)]
     [DataRow("gpt2", ClassifierKind.Decoder)]
@@ -99,7 +86,7 @@ public sealed class MixedPrecisionTests
         // The whole gradient points the same way (bfloat16 rounds each entry; a direction survives that).
         var all32 = gradients32.OrderBy(g => g.Key, StringComparer.Ordinal).SelectMany(g => g.Value).ToArray();
         var all16 = gradients16.OrderBy(g => g.Key, StringComparer.Ordinal).SelectMany(g => g.Value).ToArray();
-        Assert.IsGreaterThan(0.99, Cosine(all32, all16), $"{family}: gradient direction");
+        Assert.IsGreaterThan(0.99, SentenceEncoderParityTests.Compare(all32, all16).Cosine, $"{family}: gradient direction");
     }
 
     [TestMethod]
