@@ -190,7 +190,34 @@ public static class ModelBenchmark
     /// <param name="precision">Float32, or BFloat16 for FineTuner's mixed precision (bfloat16 forward and backward, float32 masters and AdamW state).</param>
     /// <returns>The step times.</returns>
     public static StepTimings MeasureTraining(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0,
+        TrainingPrecision precision = TrainingPrecision.Float32) =>
+        TrainSteps(model, batchSize, sequenceLength, warmupSteps, steps, seed, precision, laps: null);
+
+    /// <summary>
+    /// Where a fine-tuning step's time goes: the steps of <see cref="MeasureTraining"/> again, each cut into its phases
+    /// (forward pass, loss, backward pass, the mixed-precision bookkeeping, gradient clipping, the AdamW step, freeing
+    /// the step's tensors), and the operations of one transformer layer (its Linear matmuls, attention, softmax,
+    /// LayerNorm, activation, dropout) timed forward and backward at the model's shapes, in the step's number format.
+    /// libtorch runs on the CPU synchronously, so a wall clock between two calls times what lies between them.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="batchSize">Sequences per step.</param>
+    /// <param name="sequenceLength">Tokens per sequence.</param>
+    /// <param name="warmupSteps">Untimed steps first.</param>
+    /// <param name="steps">Timed steps (and timed repetitions of each layer operation).</param>
+    /// <param name="seed">Seed of the random tokens and labels.</param>
+    /// <param name="precision">Float32, or BFloat16 for mixed precision, as in <see cref="MeasureTraining"/>.</param>
+    /// <returns>The step times, the median time of each phase, and each layer operation's median time times the layers.</returns>
+    public static TrainingProfile ProfileTraining(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed = 0,
         TrainingPrecision precision = TrainingPrecision.Float32)
+    {
+        var laps = new PhaseClock();
+        var timings = TrainSteps(model, batchSize, sequenceLength, warmupSteps, steps, seed, precision, laps);
+        return new TrainingProfile(timings, laps.Medians(), ProfileLayerOperations(model.Config, batchSize, sequenceLength, warmupSteps, steps, precision));
+    }
+
+    private static StepTimings TrainSteps(SequenceClassificationModel model, int batchSize, int sequenceLength, int warmupSteps, int steps, int seed,
+        TrainingPrecision precision, PhaseClock? laps)
     {
         CheckStepArguments(model, batchSize, sequenceLength, warmupSteps, steps);
         var options = new FineTuningOptions();
@@ -207,20 +234,84 @@ public static class ModelBenchmark
         {
             return TimeSteps(batchSize, warmupSteps, steps, () =>
             {
-                var loss = nn.functional.cross_entropy(model.forward(ids, mask, null).to(ScalarType.Float32), labels);
+                var logits = model.forward(ids, mask, null);
+                laps?.Lap("forward pass");
+                var loss = nn.functional.cross_entropy(logits.to(ScalarType.Float32), labels);
+                laps?.Lap("loss (float32 cross-entropy)");
                 loss.backward();
-                mixed?.CollectGradients();
+                laps?.Lap("backward pass");
+                if (mixed is not null)
+                {
+                    mixed.CollectGradients();
+                    laps?.Lap("bf16 gradients into the float32 masters");
+                }
+
                 nn.utils.clip_grad_norm_(mixed?.Parameters ?? model.parameters(), options.MaxGradNorm);
+                laps?.Lap("gradient clipping");
                 optimizer.step();
                 optimizer.zero_grad();
-                mixed?.Refresh();
-            });
+                laps?.Lap("AdamW step and zero_grad");
+                if (mixed is not null)
+                {
+                    mixed.Refresh();
+                    laps?.Lap("masters rounded into the bf16 weights");
+                }
+            }, laps);
         }
         finally
         {
             mixed?.ToFloat32();
             model.eval();
         }
+    }
+
+    /// <summary>
+    /// One transformer layer's operations, each timed forward and backward (gradients of ones flowing back) on random
+    /// tensors of the layer's shapes in the training number format, median of <paramref name="steps"/>, times the
+    /// number of layers: what the layers' share of a training step costs, operation by operation.
+    /// </summary>
+    private static IReadOnlyList<PhaseTiming> ProfileLayerOperations(TransformerConfig config, int batchSize, int sequenceLength, int warmupSteps, int steps,
+        TrainingPrecision precision)
+    {
+        var dtype = precision == TrainingPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        long b = batchSize, t = sequenceLength, h = config.HiddenSize, heads = config.NumHeads, d = config.HeadDim, i = config.IntermediateSize;
+        var attentionWidth = heads * d;
+        using var scope = NewDisposeScope();
+        Tensor Leaf(params long[] shape) => randn(shape, dtype).mul_(0.02).requires_grad_();
+        var hidden = Leaf(b, t, h);
+        var inner = Leaf(b, t, i);
+        var (query, key, value, scores) = (Leaf(b, heads, t, d), Leaf(b, heads, t, d), Leaf(b, heads, t, d), Leaf(b, heads, t, t));
+        var (qkv, qkvBias, output, outputBias) = (Leaf(3 * attentionWidth, h), Leaf(3 * attentionWidth), Leaf(h, attentionWidth), Leaf(h));
+        var (up, upBias, down, downBias) = (Leaf(i, h), Leaf(i), Leaf(h, i), Leaf(h));
+        var attended = Leaf(b, t, attentionWidth);
+        var (gamma, beta) = (ones(h, dtype).requires_grad_(), zeros(h, dtype).requires_grad_());
+        var hiddenDropout = config.HiddenDropout;
+        var operations = new (string Name, Func<Tensor[]> Forward)[]
+        {
+            ("matmuls of the Linear layers (Q, K, V, output, FFN up and down)", () =>
+                [nn.functional.linear(hidden, qkv, qkvBias), nn.functional.linear(attended, output, outputBias),
+                 nn.functional.linear(hidden, up, upBias), nn.functional.linear(inner, down, downBias)]),
+            ("attention (scaled_dot_product_attention, dropout on)", () =>
+                [nn.functional.scaled_dot_product_attention(query, key, value, null, config.AttentionDropout)]),
+            ("softmax of the attention scores alone", () => [scores.softmax(-1)]),
+            ("LayerNorm (2)", () =>
+                [nn.functional.layer_norm(hidden, [h], gamma, beta, config.LayerNormEps), nn.functional.layer_norm(hidden, [h], gamma, beta, config.LayerNormEps)]),
+            ("activation (GELU)", () => [nn.functional.gelu(inner)]),
+            ("dropout on the hidden states (2)", () =>
+                [nn.functional.dropout(hidden, hiddenDropout, training: hiddenDropout > 0), nn.functional.dropout(hidden, hiddenDropout, training: hiddenDropout > 0)]),
+        };
+        var result = new List<PhaseTiming>();
+        foreach (var (name, forward) in operations)
+        {
+            var timings = TimeSteps(1, warmupSteps, steps, () =>
+            {
+                var outputs = forward();
+                torch.autograd.backward(outputs, [.. outputs.Select(o => ones_like(o))]);
+            });
+            result.Add(new PhaseTiming(name, timings.MedianMilliseconds * config.NumLayers));
+        }
+
+        return result;
     }
 
     /// <summary>
@@ -277,16 +368,19 @@ public static class ModelBenchmark
         return new TokenizationTiming(texts.Count, tokensPerPass, passes, clock.Elapsed.TotalSeconds);
     }
 
-    private static StepTimings TimeSteps(int batchSize, int warmupSteps, int steps, Action step)
+    private static StepTimings TimeSteps(int batchSize, int warmupSteps, int steps, Action step, PhaseClock? laps = null)
     {
         var milliseconds = new List<double>(steps);
         for (var s = 0; s < warmupSteps + steps; s++)
         {
             var clock = Stopwatch.StartNew();
+            laps?.Start(recording: s >= warmupSteps);
             using (NewDisposeScope())
             {
                 step();
             }
+
+            laps?.Lap("freeing the step's tensors");
 
             if (s >= warmupSteps)
             {
@@ -348,6 +442,50 @@ public sealed record StepTimings(int BatchSize, IReadOnlyList<double> StepMillis
 
     /// <summary>Throughput: batch size ÷ median step time.</summary>
     public double SequencesPerSecond => BatchSize * 1000.0 / MedianMilliseconds;
+}
+
+/// <summary>The median time of one part of a training step.</summary>
+/// <param name="Phase">What was timed.</param>
+/// <param name="MedianMilliseconds">Its median time per step, in milliseconds.</param>
+public sealed record PhaseTiming(string Phase, double MedianMilliseconds);
+
+/// <summary>What <see cref="ModelBenchmark.ProfileTraining"/> found.</summary>
+/// <param name="Steps">The profiled steps' times (the phase clock's cost included, which is a few stopwatch reads).</param>
+/// <param name="Phases">The step's phases in order, median milliseconds each.</param>
+/// <param name="LayerOperations">Each operation of a transformer layer, forward and backward, times the layers: median milliseconds per step.</param>
+public sealed record TrainingProfile(StepTimings Steps, IReadOnlyList<PhaseTiming> Phases, IReadOnlyList<PhaseTiming> LayerOperations);
+
+/// <summary>Splits each step into consecutive laps by name and keeps the laps of the recorded steps.</summary>
+internal sealed class PhaseClock
+{
+    private readonly Stopwatch _clock = new();
+    private readonly List<(string Name, List<double> Milliseconds)> _phases = [];
+    private bool _recording;
+
+    public void Start(bool recording)
+    {
+        _recording = recording;
+        _clock.Restart();
+    }
+
+    public void Lap(string phase)
+    {
+        if (_recording)
+        {
+            var index = _phases.FindIndex(p => p.Name == phase);
+            if (index < 0)
+            {
+                _phases.Add((phase, []));
+                index = _phases.Count - 1;
+            }
+
+            _phases[index].Milliseconds.Add(_clock.Elapsed.TotalMilliseconds);
+        }
+
+        _clock.Restart();
+    }
+
+    public IReadOnlyList<PhaseTiming> Medians() => [.. _phases.Select(p => new PhaseTiming(p.Name, ModelBenchmark.Median(p.Milliseconds)))];
 }
 
 /// <summary>What a tokenization measurement found.</summary>

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 23: fp32 vs bf16 (mixed-precision) training and inference in ONE run and ONE report, beside its references:
 # our `bench` for bert-mini and the built-in MiniLM at batch 32 x 128 in fp32 and bf16 (seq/s, MFU, the fp32 and bf16
-# matmul ceilings, peak RSS, the bf16 probe), HuggingFace's bench_hf.py (bert-mini, PyTorch 1.13 + OpenBLAS: an old
-# baseline) and ONNX Runtime running the built-in MiniLM (the embeddings benchmark's throughput mode).
+# matmul ceilings, peak RSS, the bf16 probe, and `--profile`: where a training step's time goes), HuggingFace's
+# bench_hf.py (bert-mini, PyTorch 1.13 + OpenBLAS: an old baseline) and ONNX Runtime running the built-in MiniLM (the
+# embeddings benchmark's throughput mode).
 #
 #   HF_BENCH=/path/to/bench_hf.py bash src/benchmarks/precision.sh [RESULTS_DIR] [DATASETS_DIR]
 #
@@ -23,7 +24,7 @@ for config in bert-mini builtin:all-MiniLM-L6-v2; do
     for precision in fp32 bf16; do
         echo "bench $config $precision..." >&2
         nice -n 10 dotnet "$cli" bench --config "$config" --batch-size 32 --seq-len 128 --steps "$steps" \
-            --precision "$precision" --json "$out/bench-$name-$precision.json" > "$out/bench-$name-$precision.log" 2>&1
+            --precision "$precision" --profile --json "$out/bench-$name-$precision.json" > "$out/bench-$name-$precision.log" 2>&1
     done
 done
 
@@ -68,6 +69,21 @@ if hf:
     for r in hf.get("results", []):
         print(f"HuggingFace (PyTorch 1.13, OpenBLAS) {r['model']}: inference {r['inference']['sequences_per_s']:.1f} seq/s, "
               f"training {r['training']['sequences_per_s']:.1f} seq/s")
+for name in ["bert-mini", "all-MiniLM-L6-v2"]:
+    profiles = {p: (load(f"bench-{name}-{p}.json") or {}).get("training_profile") for p in ["fp32", "bf16"]}
+    if not all(profiles.values()):
+        continue
+    fp32, bf16 = profiles["fp32"], profiles["bf16"]
+    print(f"\nWhere a training step's time goes, {name} (ms, medians; `bench --profile`):\n")
+    print("| part | fp32 | bf16 | bf16 / fp32 |")
+    print("|---|---|---|---|")
+    print(f"| whole step | {fp32['step_ms']} | {bf16['step_ms']} | {bf16['step_ms'] / fp32['step_ms']:.2f} |")
+    for group in ["phases_ms", "layer_operations_ms"]:
+        for part in dict.fromkeys(list(fp32[group]) + list(bf16[group])):
+            a, b = fp32[group].get(part), bf16[group].get(part)
+            ratio = f"{b / a:.2f}" if a and b else "-"
+            label = part if group == "phases_ms" else f"layers: {part}"
+            print(f"| {label} | {a if a is not None else '-'} | {b if b is not None else '-'} | {ratio} |")
 ort = os.path.join(out, "onnxruntime.txt")
 if os.path.exists(ort):
     print("\nONNX Runtime vs ours (built-in MiniLM embeddings):\n")

@@ -37,23 +37,24 @@ internal static class BenchCommand
         var text = new Option<FileInfo?>("--text") { Description = "Measure tokenization on these texts: .txt (one per line), .jsonl ({\"text\": ...}) or .tsv with a text or sentence column." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: a model folder or hub id (default: the --config folder; required with a preset)." };
         var matmulSize = new Option<int>("--matmul-size") { Description = "Side of the square fp32 matrices whose product measures the matmul ceiling.", DefaultValueFactory = _ => 2048 };
+        var profile = new Option<bool>("--profile") { Description = "Also show where a training step's time goes: its phases (forward, loss, backward, clipping, AdamW, freeing tensors, bf16 bookkeeping) and one layer's operations (matmuls, attention, softmax, LayerNorm, activation, dropout) at the model's shapes." };
         var precision = PrecisionOption.CreateForTraining("Number format of the inference and training steps: fp32 (default), bf16 (training in mixed precision, as train --precision bf16), or auto (bf16 only where the bf16 probe finds it faster). bf16 also measures the bf16 matmul ceiling.");
 
         var command = new Command("bench", "Measure inference and training throughput, model FLOP utilisation, memory and tokenization speed on this machine.")
         {
-            config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize, precision,
+            config, batchSize, sequenceLength, threads, steps, warmup, json, text, tokenizer, matmulSize, precision, profile,
         };
         command.Subcommands.Add(PipelineBenchCommand.Create());
         command.Subcommands.Add(SoakBenchCommand.Create());
         command.SetAction(parse => Run(new Settings(
             parse.GetValue(config)!, parse.GetValue(batchSize), parse.GetValue(sequenceLength), parse.GetValue(threads) ?? Environment.ProcessorCount,
             parse.GetValue(steps), parse.GetValue(warmup), parse.GetValue(json), parse.GetValue(text), parse.GetValue(tokenizer), parse.GetValue(matmulSize),
-            PrecisionOption.ParseTraining(parse.GetValue(precision)))));
+            PrecisionOption.ParseTraining(parse.GetValue(precision)), parse.GetValue(profile))));
         return command;
     }
 
     private sealed record Settings(string Config, int BatchSize, int SequenceLength, int Threads, int Steps, int Warmup,
-        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize, TrainingPrecision Requested = TrainingPrecision.Float32)
+        FileInfo? Json, FileInfo? Text, string? Tokenizer, int MatmulSize, TrainingPrecision Requested = TrainingPrecision.Float32, bool Profile = false)
     {
         /// <summary>The precision asked for with Auto resolved by the bf16 probe (set in <see cref="Run"/>).</summary>
         public TrainingPrecision Training { get; init; } = Requested;
@@ -117,6 +118,12 @@ internal static class BenchCommand
             var training = ModelBenchmark.MeasureTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Training);
             var afterTraining = ProcessMemory.Read();
             var trainingContention = cpu.OtherProcessesPercent();
+            TrainingProfile? profile = null;
+            if (settings.Profile)
+            {
+                stderr.WriteLine($"  {PrecisionOption.Name(settings.Training)} training step profile...");
+                profile = ModelBenchmark.ProfileTraining(model, settings.BatchSize, settings.SequenceLength, settings.Warmup, settings.Steps, precision: settings.Training);
+            }
             stderr.WriteLine("  fp32 matmul ceiling again...");
             var matmulAfter = ModelBenchmark.MeasureMatmulGflops(settings.MatmulSize);
             if (bfloat16)
@@ -133,8 +140,12 @@ internal static class BenchCommand
             }
 
             var result = new Results(settings, config, runtime, parameters, forwardFlops, inference, training, matmulBefore, matmulAfter,
-                afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention, bf16MatmulBefore, bf16MatmulAfter);
+                afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention, bf16MatmulBefore, bf16MatmulAfter, profile);
             AnsiConsole.Write(result.Table());
+            if (profile is not null)
+            {
+                AnsiConsole.Write(ProfileTable(profile, settings.Training));
+            }
             var contention = Math.Max(inferenceContention ?? 0, trainingContention ?? 0);
             if (contention > NoisyContentionPercent)
             {
@@ -155,6 +166,28 @@ internal static class BenchCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>The profile as a table: each phase's and each layer operation's share of the profiled step.</summary>
+    private static Table ProfileTable(TrainingProfile profile, TrainingPrecision precision)
+    {
+        var step = profile.Steps.MedianMilliseconds;
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title(Markup.Escape(FormattableString.Invariant($"Where a {PrecisionOption.Name(precision)} training step's {step:F1} ms go (medians)")))
+            .AddColumn("Part").AddColumn(new TableColumn("ms").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
+        foreach (var phase in profile.Phases)
+        {
+            table.AddRow(Markup.Escape(phase.Phase), FormattableString.Invariant($"{phase.MedianMilliseconds:F1}"), FormattableString.Invariant($"{phase.MedianMilliseconds / step:P0}"));
+        }
+
+        table.AddEmptyRow();
+        table.AddRow("[bold]the layers' operations, forward + backward[/]", string.Empty, string.Empty);
+        foreach (var operation in profile.LayerOperations)
+        {
+            table.AddRow(Markup.Escape(operation.Phase), FormattableString.Invariant($"{operation.MedianMilliseconds:F1}"), FormattableString.Invariant($"{operation.MedianMilliseconds / step:P0}"));
+        }
+
+        return table;
     }
 
     private static void Check(bool ok, string message)
@@ -225,7 +258,7 @@ internal static class BenchCommand
         Settings Settings, TransformerConfig Config, TorchRuntimeStatus Runtime, long Parameters, double ForwardFlops,
         StepTimings Inference, StepTimings Training, double MatmulBefore, double MatmulAfter, ProcessMemory AfterInference, ProcessMemory AfterTraining,
         TokenizationTiming? Tokenization, string? TokenizerName, double? InferenceContention, double? TrainingContention,
-        double? Bf16MatmulBefore = null, double? Bf16MatmulAfter = null)
+        double? Bf16MatmulBefore = null, double? Bf16MatmulAfter = null, TrainingProfile? Profile = null)
     {
         private double MatmulGflops => Math.Max(MatmulBefore, MatmulAfter);
 
@@ -336,6 +369,17 @@ internal static class BenchCommand
                 json["tokenization_texts"] = Tokenization.Texts;
                 json["tokenization_tokens"] = Tokenization.TokensPerPass;
                 json["tokenization_tokens_per_s"] = Round(Tokenization.TokensPerSecond, 0);
+            }
+
+            if (Profile is not null)
+            {
+                static JsonObject Medians(IEnumerable<PhaseTiming> parts) => new([.. parts.Select(p => KeyValuePair.Create(p.Phase, (JsonNode?)Round(p.MedianMilliseconds, 2)))]);
+                json["training_profile"] = new JsonObject
+                {
+                    ["step_ms"] = Round(Profile.Steps.MedianMilliseconds, 2),
+                    ["phases_ms"] = Medians(Profile.Phases),
+                    ["layer_operations_ms"] = Medians(Profile.LayerOperations),
+                };
             }
 
             json["inference_other_cpu_percent"] = InferenceContention is double inferenceOthers ? Round(inferenceOthers, 1) : null;

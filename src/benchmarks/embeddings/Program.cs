@@ -1,7 +1,9 @@
 // Sentence-embedding benchmarks (issue 18). A program, not a test: numbers depend on the machine and its load.
 //   throughput DATASETS [ROWS]                       embeddings/s: ours fp32 and bf16 vs ONNX Runtime, same run
 //   fewshot DATASETS SHOTS DRAWS [EVAL_ROWS] [NAMES] [METHODS]  accuracy of few-shot methods over seeded draws
-//                                                    (METHODS: comma-separated words; a method runs when its name contains one)
+//                                                    (DRAWS: N for seeds 1..N, or A-B to add seeds A..B to an earlier run;
+//                                                    METHODS: comma-separated words; a method runs when its name contains
+//                                                    one; SETFIT_PAIRS=N in the environment fixes SetFit's pair count)
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
@@ -18,7 +20,7 @@ var datasets = args.ElementAtOrDefault(1) ?? throw new ArgumentException("usage:
 return mode switch
 {
     "throughput" => Throughput.Run(datasets, int.Parse(args.ElementAtOrDefault(2) ?? "2000", CultureInfo.InvariantCulture)),
-    "fewshot" => FewShot.Run(datasets, int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture),
+    "fewshot" => FewShot.Run(datasets, int.Parse(args[2], CultureInfo.InvariantCulture), FewShot.ParseDraws(args[3]),
         int.Parse(args.ElementAtOrDefault(4) ?? "400", CultureInfo.InvariantCulture), (args.ElementAtOrDefault(5) ?? "sst2,trec,ag_news").Split(','),
         args.ElementAtOrDefault(6)?.Split(',') ?? []),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
@@ -183,11 +185,23 @@ internal static class FewShot
         public string Label { get; set; } = string.Empty;
     }
 
-    public static int Run(string datasets, int shots, int draws, int evalRows, string[] names, string[] only)
+    /// <summary>"N" is seeds 1..N; "A-B" is seeds A..B, to extend an earlier run with more draws.</summary>
+    public static (int First, int Last) ParseDraws(string text)
     {
+        var parts = text.Split('-');
+        return parts.Length == 2
+            ? (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture))
+            : (1, int.Parse(text, CultureInfo.InvariantCulture));
+    }
+
+    public static int Run(string datasets, int shots, (int First, int Last) draws, int evalRows, string[] names, string[] only)
+    {
+        // SetFit's pair count grows with the examples (2 x iterations per example); a fixed count bounds its time at 64/class.
+        int? pairs = int.TryParse(Environment.GetEnvironmentVariable("SETFIT_PAIRS"), CultureInfo.InvariantCulture, out var p) ? p : null;
+        var setFit = pairs is { } n ? $"SetFit (MiniLM, {n} pairs, 1 epoch)" : "SetFit (MiniLM, 20 iterations, 1 epoch)";
         var methods = new (string Name, Func<MLContext, string, IEstimator<ITransformer>> Trainer)[]
         {
-            ("SetFit (MiniLM, 20 iterations, 1 epoch)", (ml, _) => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions())),
+            (setFit, (ml, _) => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions { NumberOfPairs = pairs })),
             ("linear probe (MiniLM embeddings + L-BFGS)", (ml, _) => ml.MulticlassClassification.Trainers.SetFit(new SetFitOptions { NumberOfEpochs = 0 })),
             ("encoder head fine-tuned (MiniLM, 10 epochs, 1e-4)", (ml, _) => ml.MulticlassClassification.Trainers.EncoderClassifier(new EncoderClassifierOptions
             {
@@ -207,9 +221,9 @@ internal static class FewShot
         {
             var (pool, test, note) = Splits(datasets, name);
             var classes = pool.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
-            Console.WriteLine($"{name}: {classes.Count} classes, {shots}/class, {draws} draws; {note}");
+            Console.WriteLine($"{name}: {classes.Count} classes, {shots}/class, draws {draws.First}-{draws.Last}; {note}");
             var accuracies = methods.ToDictionary(m => m.Name, _ => new List<double>());
-            for (var draw = 1; draw <= draws; draw++)
+            for (var draw = draws.First; draw <= draws.Last; draw++)
             {
                 var random = new Random(draw);
                 var train = classes.SelectMany(c => pool.Where(r => r.Label == c).OrderBy(_ => random.Next()).Take(shots)).ToList();

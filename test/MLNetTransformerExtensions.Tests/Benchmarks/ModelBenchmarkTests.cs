@@ -1,9 +1,11 @@
 using MLNetTransformerExtensions.Benchmarks;
 using MLNetTransformerExtensions.Modeling;
+using MLNetTransformerExtensions.Training;
+using static TorchSharp.torch;
 
 namespace MLNetTransformerExtensions.Tests.Benchmarks;
 
-/// <summary>The benchmark's arithmetic: FLOP counts, presets, sequence limits, medians, memory readings.</summary>
+/// <summary>The benchmark's arithmetic (FLOP counts, presets, sequence limits, medians, memory readings) and its step profile.</summary>
 [TestClass]
 public sealed class ModelBenchmarkTests
 {
@@ -77,5 +79,25 @@ public sealed class ModelBenchmarkTests
         var memory = ProcessMemory.Read();
         Assert.IsTrue(memory.ResidentMegabytes > 0);
         Assert.IsTrue(memory.PeakResidentMegabytes >= memory.ResidentMegabytes);
+    }
+
+    [TestMethod]
+    [DataRow(TrainingPrecision.Float32)]
+    [DataRow(TrainingPrecision.BFloat16)]
+    public void TheStepProfileNamesEveryPhaseInOrderAndLeavesAFloat32ModelInEvaluationMode(TrainingPrecision precision)
+    {
+        using var model = TransformerModels.CreateForSequenceClassification(ModelBenchmark.Preset("nasbert-size")!);
+        var profile = ModelBenchmark.ProfileTraining(model, batchSize: 2, sequenceLength: 8, warmupSteps: 1, steps: 3, precision: precision);
+
+        string[] expected = precision == TrainingPrecision.BFloat16
+            ? ["forward pass", "loss (float32 cross-entropy)", "backward pass", "bf16 gradients into the float32 masters", "gradient clipping",
+               "AdamW step and zero_grad", "masters rounded into the bf16 weights", "freeing the step's tensors"]
+            : ["forward pass", "loss (float32 cross-entropy)", "backward pass", "gradient clipping", "AdamW step and zero_grad", "freeing the step's tensors"];
+        CollectionAssert.AreEqual(expected, profile.Phases.Select(p => p.Phase).ToArray());
+        Assert.AreEqual(3, profile.Steps.StepMilliseconds.Count);
+        Assert.AreEqual(6, profile.LayerOperations.Count);
+        Assert.IsTrue(profile.Phases.Concat(profile.LayerOperations).All(p => p.MedianMilliseconds >= 0 && double.IsFinite(p.MedianMilliseconds)));
+        Assert.IsFalse(model.training);
+        Assert.IsTrue(model.parameters().All(p => p.dtype == ScalarType.Float32));
     }
 }
