@@ -35,8 +35,9 @@ internal static class NativeHeap
     public static bool Trim() => s_glibc is not null && s_glibc.Trim(0) != 0;
 
     /// <summary>
-    /// Before training <paramref name="model"/>: blocks of at least 3/4 of its largest parameter's size get their own
-    /// mapping, returned to the OS when freed, instead of fragmenting the heap (see the class remarks). Leaves the
+    /// Before training <paramref name="model"/>: new blocks of at least 3/4 of its largest parameter's size get their
+    /// own mapping, returned to the OS when freed, instead of fragmenting the heap (see the class remarks). (glibc still
+    /// serves such a block from free heap memory when it holds a large enough piece.) Leaves the
     /// setting alone when the user tuned glibc's allocator through its environment variables.
     /// </summary>
     /// <param name="model">The model about to be trained.</param>
