@@ -142,9 +142,9 @@ internal static class BenchCommand
             var result = new Results(settings, config, runtime, parameters, forwardFlops, inference, training, matmulBefore, matmulAfter,
                 afterInference, afterTraining, tokenization, tokenizerName, inferenceContention, trainingContention, bf16MatmulBefore, bf16MatmulAfter, profile);
             AnsiConsole.Write(result.Table());
-            if (profile is not null)
+            if (result.ProfileTable() is Table profileTable)
             {
-                AnsiConsole.Write(ProfileTable(profile, settings.Training));
+                AnsiConsole.Write(profileTable);
             }
             var contention = Math.Max(inferenceContention ?? 0, trainingContention ?? 0);
             if (contention > NoisyContentionPercent)
@@ -166,28 +166,6 @@ internal static class BenchCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
-    }
-
-    /// <summary>The profile as a table: each phase's and each layer operation's share of the profiled step.</summary>
-    private static Table ProfileTable(TrainingProfile profile, TrainingPrecision precision)
-    {
-        var step = profile.Steps.MedianMilliseconds;
-        var table = new Table().Border(TableBorder.Rounded)
-            .Title(Markup.Escape(FormattableString.Invariant($"Where a {PrecisionOption.Name(precision)} training step's {step:F1} ms go (medians)")))
-            .AddColumn("Part").AddColumn(new TableColumn("ms").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
-        foreach (var phase in profile.Phases)
-        {
-            table.AddRow(Markup.Escape(phase.Phase), FormattableString.Invariant($"{phase.MedianMilliseconds:F1}"), FormattableString.Invariant($"{phase.MedianMilliseconds / step:P0}"));
-        }
-
-        table.AddEmptyRow();
-        table.AddRow("[bold]the layers' operations, forward + backward[/]", string.Empty, string.Empty);
-        foreach (var operation in profile.LayerOperations)
-        {
-            table.AddRow(Markup.Escape(operation.Phase), FormattableString.Invariant($"{operation.MedianMilliseconds:F1}"), FormattableString.Invariant($"{operation.MedianMilliseconds / step:P0}"));
-        }
-
-        return table;
     }
 
     private static void Check(bool ok, string message)
@@ -308,6 +286,33 @@ internal static class BenchCommand
                 Row("tokenization", F($"{Tokenization.TokensPerSecond:N0} tokens/s"), F($"{Tokenization.Texts} texts, {Tokenization.TokensPerPass} tokens per pass, 1 thread, {TokenizerName}"));
             }
 
+            return table;
+        }
+
+        /// <summary>The step profile, when measured: each phase's and each layer operation's share of the profiled step.</summary>
+        public Table? ProfileTable()
+        {
+            if (Profile is null)
+            {
+                return null;
+            }
+
+            var step = Profile.Steps.MedianMilliseconds;
+            var table = new Table().Border(TableBorder.Rounded)
+                .Title(Markup.Escape(F($"Where a {PrecisionOption.Name(Settings.Training)} training step's {step:F1} ms go (medians)")))
+                .AddColumn("Part").AddColumn(new TableColumn("ms").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
+            void Rows(IEnumerable<PhaseTiming> parts)
+            {
+                foreach (var part in parts)
+                {
+                    table.AddRow(Markup.Escape(part.Phase), F($"{part.MedianMilliseconds:F1}"), F($"{part.MedianMilliseconds / step:P0}"));
+                }
+            }
+
+            Rows(Profile.Phases);
+            table.AddEmptyRow();
+            table.AddRow("[bold]the layers' operations, forward + backward[/]", string.Empty, string.Empty);
+            Rows(Profile.LayerOperations);
             return table;
         }
 
