@@ -27,17 +27,35 @@ internal sealed class SetFitTrainer(SetFitOptions options) : ITextClassification
         TransformerTelemetry.Stop(TransformerTelemetry.Setup, setup);
         try
         {
+            (float[][] Weights, float[] Biases) Head()
+            {
+                var embeddings = encoder.EmbedIn(training.Texts, options.BatchSize, InferencePrecision.Float32);
+                return FitHead(embeddings, training.Labels, classNames.Count, encoder.Dimension, context.Seed);
+            }
+
             if (options.NumberOfEpochs > 0)
             {
+                // Validation classifies with the whole model each epoch: the head, refitted on the encoder as it is then.
+                var validating = validation is null ? null : new ContrastiveTuner.Validation(validation, classNames.Count, () =>
+                {
+                    var (w, b) = Head();
+                    return e => SetFitClassifier.Probabilities(w, b, e);
+                });
                 var pairs = ContrastiveTuner.Train(encoder, training, options.NumberOfIterations, options.NumberOfPairs,
-                    options.ToFineTuning() with { Seed = context.Seed }, context.Progress, context.CancellationToken);
+                    options.ToFineTuning() with { Seed = context.Seed }, context.Progress, context.CancellationToken, validating);
                 context.Log($"Fine-tuned the encoder on {pairs} pairs ({options.NumberOfEpochs} epoch(s)).");
             }
 
             context.CancellationToken.ThrowIfCancellationRequested();
-            var embeddings = encoder.EmbedIn(training.Texts, options.BatchSize, InferencePrecision.Float32);
-            var (weights, biases) = FitHead(embeddings, training.Labels, classNames.Count, encoder.Dimension, context.Seed);
+            var (weights, biases) = Head();
             var classifier = new SetFitClassifier(encoder, classNames, weights, biases);
+            if (validation is not null && options.NumberOfEpochs == 0)
+            {
+                // No epochs report it: a linear probe's validation accuracy goes to the log.
+                var accuracy = FineTuner.Evaluate(classifier, validation, options.BatchSize, context.CancellationToken).Accuracy;
+                context.Log(FormattableString.Invariant($"Validation accuracy of the linear probe: {accuracy:P2} on {validation.Count} rows."));
+            }
+
             encoder.InferencePrecision = options.InferencePrecision;
             return new SetFitClassificationModel(classifier);
         }

@@ -61,9 +61,9 @@ public static class FineTuner
     }
 
     /// <summary>Trains any <see cref="ITrainableClassifier{TRow}"/> with this loop (SetFit's contrastive step trains on text pairs with it).</summary>
-    internal static int TrainPairs<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, FineTuningOptions options,
+    internal static int TrainPairs<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken) =>
-        TrainLoop(classifier, train, null, options, progress, cancellationToken);
+        TrainLoop(classifier, train, validation, options, progress, cancellationToken);
 
     private static int TrainLoop<TRow>(ITrainableClassifier<TRow> classifier, LabeledTexts train, LabeledTexts? validation, FineTuningOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
@@ -90,7 +90,7 @@ public static class FineTuner
         CheckLabels(train, classifier.ClassCount, "training");
         if (validation is not null)
         {
-            CheckLabels(validation, classifier.ClassCount, "validation");
+            CheckLabels(validation, classifier.ValidationClassCount, "validation");
         }
 
         if (options.Epochs == 0 || train.Count == 0)
@@ -270,6 +270,15 @@ public static class FineTuner
     /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
     public static (double Accuracy, double LogLoss) Evaluate(PromptClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
         EvaluateCore(classifier.PredictProbabilities, data, batchSize, cancellationToken);
+
+    /// <summary>Accuracy and mean log-loss of a SetFit classifier on labelled rows (single texts).</summary>
+    /// <param name="classifier">The classifier.</param>
+    /// <param name="data">Rows with labels.</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>Accuracy in [0, 1] and log-loss in nats.</returns>
+    internal static (double Accuracy, double LogLoss) Evaluate(SetFitClassifier classifier, LabeledTexts data, int batchSize, CancellationToken cancellationToken = default) =>
+        EvaluateCore((texts, _, size) => classifier.PredictProbabilities(texts, size), data, batchSize, cancellationToken);
 
     private static (double Accuracy, double LogLoss) EvaluateCore(Func<IReadOnlyList<string>, IReadOnlyList<string>?, int, float[][]> predict,
         LabeledTexts data, int batchSize, CancellationToken cancellationToken)

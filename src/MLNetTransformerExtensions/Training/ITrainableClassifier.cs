@@ -16,6 +16,9 @@ internal interface ITrainableClassifier<TRow>
     /// <summary>The number of classes; labels are 0 .. ClassCount - 1.</summary>
     int ClassCount { get; }
 
+    /// <summary>The number of classes of the validation rows (SetFit trains on pairs and validates on classes).</summary>
+    int ValidationClassCount => ClassCount;
+
     /// <summary>Tokenizes one training row.</summary>
     TRow EncodeForTraining(string text, string? secondText);
 

@@ -45,14 +45,17 @@ internal sealed class SetFitClassifier : IDisposable
     public float[][] PredictProbabilities(IReadOnlyList<string> texts, int batchSize) =>
         [.. Encoder.Embed(texts, batchSize).Select(Probabilities)];
 
+    /// <summary>This head's class probabilities for one embedding.</summary>
+    public float[] Probabilities(float[] embedding) => Probabilities(Weights, Biases, embedding);
+
     /// <summary>softmax(W·e + b), computed in double so that large margins neither overflow nor lose the small classes.</summary>
-    public float[] Probabilities(float[] embedding)
+    public static float[] Probabilities(float[][] weights, float[] biases, float[] embedding)
     {
-        var logits = new double[Weights.Length];
+        var logits = new double[weights.Length];
         for (var k = 0; k < logits.Length; k++)
         {
-            double sum = Biases[k];
-            var row = Weights[k];
+            double sum = biases[k];
+            var row = weights[k];
             for (var d = 0; d < row.Length; d++)
             {
                 sum += (double)row[d] * embedding[d];

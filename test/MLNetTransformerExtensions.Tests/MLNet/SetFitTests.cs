@@ -115,6 +115,29 @@ public sealed class SetFitTests
     }
 
     [TestMethod]
+    public void AValidationSetIsClassifiedByTheWholeModelAfterEachEpoch()
+    {
+        var ml = new MLContext(seed: 1);
+        var validation = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(s_train)).Transform(ml.Data.LoadFromEnumerable(s_test));
+        var reports = new List<TrainingProgress>();
+        var model = Pipeline(ml, new SetFitOptions { NumberOfIterations = 2, NumberOfEpochs = 2, ValidationSet = validation, Progress = new Progress(reports) })
+            .Fit(ml.Data.LoadFromEnumerable(s_train));
+
+        var epochs = reports.Where(r => r.IsEpochEnd).ToList();
+        CollectionAssert.AreEqual(new[] { 1, 2 }, epochs.Select(r => r.Epoch).ToArray());
+        Assert.IsTrue(epochs.All(r => r.ValidationAccuracy is not null && r.ValidationLogLoss > 0), "each epoch classifies the validation rows");
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(s_test)));
+        Assert.AreEqual(metrics.MicroAccuracy, epochs[^1].ValidationAccuracy!.Value, 1e-9, "the last epoch's model is the one fitted");
+        Assert.AreEqual(metrics.LogLoss, epochs[^1].ValidationLogLoss!.Value, 1e-4);
+
+        var log = new List<string>();
+        ml.Log += (_, e) => log.Add(e.Message);
+        Pipeline(ml, new SetFitOptions { NumberOfEpochs = 0, ValidationSet = validation }).Fit(ml.Data.LoadFromEnumerable(s_train));
+        Assert.IsTrue(log.Any(m => m.Contains("Validation accuracy of the linear probe: 100.00 % on 3 rows.", StringComparison.Ordinal)),
+            "a linear probe has no epochs to report it: the log has it");
+    }
+
+    [TestMethod]
     public void TheSameSeedGivesTheSameModel()
     {
         float[] Scores(int seed)
