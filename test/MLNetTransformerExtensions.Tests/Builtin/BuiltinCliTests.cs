@@ -39,6 +39,41 @@ public sealed class BuiltinCliTests
 
     [TestMethod]
     [TestCategory("Slow")]
+    public void ThreeProcessesFillingAnEmptyCacheAtOnceEndWithOneCompleteFolder()
+    {
+        var work = TestPaths.NewTempDirectory();
+        try
+        {
+            var input = Path.Combine(work, "in.txt");
+            File.WriteAllLines(input, ["The movie was absolutely wonderful."]);
+            var environment = new Dictionary<string, string> { ["XDG_CACHE_HOME"] = Path.Combine(work, "cache") };
+            var runs = Enumerable.Range(0, 3)
+                .Select(_ => Task.Run(() => CliRunner.Run($"embed --model builtin:all-MiniLM-L6-v2 --input \"{input}\"", environment: environment)))
+                .ToArray();
+            Task.WaitAll(runs);
+
+            foreach (var (exit, _, stderr) in runs.Select(r => r.Result))
+            {
+                Assert.AreEqual(0, exit, stderr);
+            }
+
+            Assert.AreEqual(1, runs.Select(r => r.Result.StdOut).Distinct().Count(), "every process embeds with the same model");
+            var models = Path.Combine(work, "cache", "MLNetTransformerExtensions", "models", "builtin", "all-MiniLM-L6-v2");
+            Assert.HasCount(1, Directory.EnumerateFileSystemEntries(models), "one converted folder, and no partial one left: " +
+                string.Join(", ", Directory.EnumerateFileSystemEntries(models).Select(Path.GetFileName)));
+
+            var (again, stdout, error) = CliRunner.Run($"embed --model builtin:all-MiniLM-L6-v2 --input \"{input}\"", environment: environment);
+            Assert.AreEqual(0, again, error);
+            Assert.AreEqual(runs[0].Result.StdOut, stdout, "a later process reuses the folder");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    [TestCategory("Slow")]
     public void PromptTrainingWithoutAModelUsesTheEmbeddedDecoder()
     {
         var work = TestPaths.NewTempDirectory();
